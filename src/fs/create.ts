@@ -1,0 +1,30 @@
+// Layer: fs (backend factory). Builds a FileSystem from a plain, structured-
+// cloneable description, so a transport can pass the description to the
+// worker thread that owns the backend. Imports fs/ backends and fuse/filesystem.ts only.
+import type { FileSystem } from '../fuse/filesystem.ts';
+import { PassthroughFs } from './passthrough/passthrough-fs.ts';
+import { MemoryFs } from './memory/memory-fs.ts';
+import type { BackendSpec } from './backend-spec.ts';
+
+export type { BackendKind, BackendSpec, CacheMode } from './backend-spec.ts';
+
+export function createFileSystem(spec: BackendSpec): FileSystem {
+  switch (spec.kind) {
+    case 'passthrough': {
+      if (!spec.sharedDir) throw new Error('the passthrough backend needs a shared directory');
+      return new PassthroughFs(spec.sharedDir, {
+        readonly: spec.readonly,
+        cache: spec.cache,
+        xattr: spec.xattr,
+        writeback: spec.writeback,
+      });
+    }
+    case 'memory': {
+      const fs = new MemoryFs({ readonly: spec.readonly, cache: spec.cache });
+      if (spec.sharedDir) fs.seedFromHost(spec.sharedDir);
+      return fs;
+    }
+    default:
+      throw new Error(`unknown backend '${(spec as { kind: string }).kind}'`);
+  }
+}
