@@ -1,0 +1,36 @@
+// Layer: sys. Parsing of the linux_dirent64 records getdents64(2) fills.
+// Pure: imports nothing.
+//
+// struct linux_dirent64 { u64 d_ino; s64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
+// d_name is NUL-terminated and the record padded to 8 bytes. d_off is the
+// file system's own cookie (ext4 uses 63-bit hashes): we never turn it into a
+// JS number; callers count entries instead.
+
+export const DIRENT_NAME_OFFSET = 19;
+
+/** One record's fields; `name` is a view into the getdents buffer (copy it to keep it). */
+export interface RawDirent {
+  ino: number;
+  type: number;
+  name: Buffer;
+  /** Byte offset of the next record in the buffer. */
+  next: number;
+}
+
+/**
+ * Decodes the record at `pos` of buf[0..end). Returns null at the end or for a
+ * record that does not fit (a short or corrupt buffer never reads past `end`).
+ */
+export function parseDirent(buf: Buffer, pos: number, end: number): RawDirent | null {
+  if (pos + DIRENT_NAME_OFFSET >= end) return null;
+  const reclen = buf.readUInt16LE(pos + 16);
+  if (reclen <= DIRENT_NAME_OFFSET || pos + reclen > end) return null;
+  let nul = buf.indexOf(0, pos + DIRENT_NAME_OFFSET);
+  if (nul === -1 || nul > pos + reclen) nul = pos + reclen;
+  return {
+    ino: buf.readUInt32LE(pos) + buf.readUInt32LE(pos + 4) * 0x100000000,
+    type: buf[pos + 18],
+    name: buf.subarray(pos + DIRENT_NAME_OFFSET, nul),
+    next: pos + reclen,
+  };
+}
