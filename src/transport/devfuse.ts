@@ -48,7 +48,13 @@ export interface DevFuseSession {
    * ends when the kernel drops the connection.
    */
   unmount(): void;
-  /** Ends the connection now (closing /dev/fuse aborts it) and detaches the mount. */
+  /**
+   * Detaches the mount and closes our end of /dev/fuse. A worker blocked in
+   * read(2) keeps the device open and cannot be stopped from JavaScript, so
+   * the caller must then end the process (sys/process.ts exitNow): the kernel
+   * aborts the connection when the last reference goes and users of the
+   * detached mount get ENOTCONN.
+   */
   abort(): void;
 }
 
@@ -183,10 +189,8 @@ export async function startDevFuse(opts: DevFuseOptions): Promise<DevFuseSession
       }
     },
     abort() {
-      closeFd();
       if (mounted) detach(opts.mountpoint);
-      // The blocked read(2) does not return on close; end the thread from outside.
-      void worker.terminate();
+      closeFd();
     },
   };
 }

@@ -3,6 +3,7 @@
 import { accessSync, constants as fsc, opendirSync, realpathSync, statSync } from 'node:fs';
 import { BACKEND_KINDS, CACHE_MODES, type BackendSpec } from '../../fs/backend-spec.ts';
 import { DevFuseError, startDevFuse, type LogLevel } from '../../transport/devfuse.ts';
+import { exitNow } from '../../sys/process.ts';
 import { oneOf, parseCommandArgs } from '../args.ts';
 import { CliError, UsageError } from '../errors.ts';
 
@@ -137,8 +138,9 @@ export async function run(argv: string[]): Promise<number> {
         say(`unmount failed: ${(err as Error).message}; send the signal again to abort the connection`);
       }
     } else {
-      say(`${sig} again: aborting the connection`);
+      say(`${sig} again: aborting the connection; users of the mount get ENOTCONN`);
       session.abort();
+      exitNow(1);
     }
   };
   process.on('SIGINT', onSignal);
