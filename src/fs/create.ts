@@ -20,9 +20,8 @@ export function createFileSystem(spec: BackendSpec): FileSystem {
       });
     }
     case 'memory': {
-      const fs = new MemoryFs({ readonly: spec.readonly, cache: spec.cache });
-      if (spec.sharedDir) fs.seedFromHost(spec.sharedDir);
-      return fs;
+      const options = { readonly: spec.readonly, cache: spec.cache };
+      return spec.sharedDir ? MemoryFs.fromHostDirectory(spec.sharedDir, options) : new MemoryFs(options);
     }
     default:
       throw new Error(`unknown backend '${(spec as { kind: string }).kind}'`);
