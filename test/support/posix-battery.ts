@@ -1,0 +1,203 @@
+// Test support: build, run and compare the POSIX battery (posix-battery.c).
+// May import node: modules only. The battery is one static C program so the
+// very same binary can run on a native directory, through our /dev/fuse
+// mount, and inside a busybox-only Linux guest; its output is one line per
+// check, "<name> <result>", and two runs are compared line by line.
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const BATTERY_SOURCE = fileURLToPath(new URL('./posix-battery.c', import.meta.url));
+const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const BATTERY_CACHE_DIR = join(REPO_ROOT, 'node_modules/.cache/virtiofs-ts');
+
+function run(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string; spawnError?: Error }> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 64 << 20, encoding: 'utf8', killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+      const e = err as (NodeJS.ErrnoException & { code?: unknown; signal?: string | null }) | null;
+      if (e && typeof e.code === 'string') {
+        // The program could not be started at all (ENOENT for a missing gcc).
+        resolve({ code: null, signal: null, stdout, stderr, spawnError: e });
+        return;
+      }
+      resolve({ code: e ? (typeof e.code === 'number' ? e.code : null) : 0, signal: e?.signal ?? null, stdout, stderr });
+    });
+  });
+}
+
+let compiling: Promise<string> | undefined;
+
+/**
+ * Compiles posix-battery.c into a static binary (gcc -O2 -static -Wall) and
+ * returns its path. The binary is cached by source hash under
+ * node_modules/.cache/virtiofs-ts, so every test file and the guest harness
+ * share one build. Throws a clear error when gcc or the static libc is missing.
+ */
+export function compileBattery(): Promise<string> {
+  compiling ??= (async () => {
+    const source = readFileSync(BATTERY_SOURCE);
+    const hash = createHash('sha256').update(source).digest('hex').slice(0, 16);
+    const out = join(BATTERY_CACHE_DIR, `posix-battery-${hash}`);
+    if (existsSync(out)) return out;
+    mkdirSync(BATTERY_CACHE_DIR, { recursive: true });
+    // Build under a unique name and rename: concurrent test files may race here.
+    const tmp = `${out}.${process.pid}.tmp`;
+    const r = await run('gcc', ['-O2', '-static', '-Wall', '-o', tmp, BATTERY_SOURCE], 120_000);
+    if (r.spawnError) {
+      throw new Error(`cannot compile the POSIX battery: gcc is not installed (${r.spawnError.message}); install it with: apt-get install gcc libc6-dev`);
+    }
+    if (r.code !== 0) {
+      rmSync(tmp, { force: true });
+      const noStatic = /cannot find -lc|libc\.a/.test(r.stderr);
+      throw new Error(
+        `cannot compile the POSIX battery (${BATTERY_SOURCE})${noStatic ? ': the static C library is missing; install it with: apt-get install libc6-dev' : ''}\n${r.stderr}`,
+      );
+    }
+    renameSync(tmp, out);
+    return out;
+  })();
+  // A failed build may succeed later (after apt-get): do not cache the failure.
+  compiling.catch(() => (compiling = undefined));
+  return compiling;
+}
+
+export interface BatteryOptions {
+  /** Print "xattr.* skipped" instead of running the xattr checks. */
+  skipXattr?: boolean;
+  /** Print "perm skipped" instead of the non-root permission checks. */
+  skipNonroot?: boolean;
+  /** uid and gid the permission checks drop to (default 65534). */
+  nonrootUid?: number;
+  /** Entries in the big readdir check (default 10000). */
+  readdirCount?: number;
+  /** Run only checks whose name starts with this prefix. */
+  only?: string;
+  /** 'populate-readonly' fills the dir for a later 'expect-readonly' run. */
+  mode?: 'full' | 'populate-readonly' | 'expect-readonly';
+  /** Kill the battery after this long (default 120 s). */
+  timeoutMs?: number;
+  /** A prebuilt binary (default: compileBattery()). */
+  binary?: string;
+}
+
+export interface BatteryRun {
+  lines: string[];
+  exitCode: number | null;
+  signal: string | null;
+  stderr: string;
+  durationMs: number;
+}
+
+/** The command-line flags for `opts` (also used to run the binary in a guest). */
+export function batteryArgs(dir: string, opts: BatteryOptions = {}): string[] {
+  const args: string[] = [];
+  if (opts.skipXattr) args.push('--skip-xattr');
+  if (opts.skipNonroot) args.push('--skip-nonroot');
+  if (opts.nonrootUid !== undefined) args.push('--nonroot-uid', String(opts.nonrootUid));
+  if (opts.readdirCount !== undefined) args.push('--readdir-count', String(opts.readdirCount));
+  if (opts.only !== undefined) args.push('--only', opts.only);
+  if (opts.mode === 'populate-readonly') args.push('--populate-readonly');
+  if (opts.mode === 'expect-readonly') args.push('--expect-readonly');
+  args.push(dir);
+  return args;
+}
+
+/** Runs the battery in `dir` (asynchronously: a server in this process keeps serving). */
+export async function runBattery(dir: string, opts: BatteryOptions = {}): Promise<BatteryRun> {
+  const binary = opts.binary ?? (await compileBattery());
+  const t0 = Date.now();
+  const r = await run(binary, batteryArgs(dir, opts), opts.timeoutMs ?? 120_000);
+  if (r.spawnError) throw new Error(`cannot run the POSIX battery ${binary}: ${r.spawnError.message}`);
+  return {
+    lines: r.stdout.split('\n').filter((l) => l.length > 0),
+    exitCode: r.code,
+    signal: r.signal,
+    stderr: r.stderr,
+    durationMs: Date.now() - t0,
+  };
+}
+
+/** Like runBattery, but throws unless the battery ran to completion. */
+export async function runBatteryOk(dir: string, opts: BatteryOptions = {}): Promise<string[]> {
+  const r = await runBattery(dir, opts);
+  if (r.exitCode !== 0) {
+    throw new Error(
+      `POSIX battery in ${dir} exited with ${r.exitCode ?? r.signal} after ${r.durationMs} ms\nstderr: ${r.stderr}\nlast lines:\n${r.lines.slice(-5).join('\n')}`,
+    );
+  }
+  return r.lines;
+}
+
+/** "name result..." -> [name, result]. */
+export function splitLine(line: string): [string, string] {
+  const sp = line.indexOf(' ');
+  return sp < 0 ? [line, ''] : [line.slice(0, sp), line.slice(sp + 1)];
+}
+
+/** A difference the caller expects, with the reason a reader needs. */
+export interface AllowedDifference {
+  /** Why the other side legitimately differs (who is right, and why). */
+  reason: string;
+  /** The exact result the other side must then show (anything, when absent). */
+  other?: string | RegExp;
+}
+
+export interface BatteryComparison {
+  /** True when every line matches or differs only as allowed. */
+  equal: boolean;
+  /** Unexpected differences, one readable block per check. */
+  diff: string;
+  /** Checks that differed as allowed (for logging), and allowances that went unused. */
+  allowedSeen: string[];
+  allowedUnused: string[];
+}
+
+/**
+ * Compares two battery outputs check by check. `allow` names checks whose
+ * result may differ (each with its reason, and optionally the exact result
+ * the other side must show). A check present on one side only, a duplicated
+ * check name, or a reordered run are differences too.
+ */
+export function compareBatteries(
+  native: string[],
+  other: string[],
+  allow: Record<string, AllowedDifference> = {},
+  labels: [string, string] = ['native', 'other'],
+): BatteryComparison {
+  const problems: string[] = [];
+  const toMap = (lines: string[], label: string) => {
+    const m = new Map<string, string>();
+    for (const l of lines) {
+      const [name, result] = splitLine(l);
+      if (m.has(name)) problems.push(`${label}: check ${name} printed twice`);
+      m.set(name, result);
+    }
+    return m;
+  };
+  const a = toMap(native, labels[0]);
+  const b = toMap(other, labels[1]);
+  const names = [...a.keys()];
+  for (const n of b.keys()) if (!a.has(n)) names.push(n);
+  const allowedSeen: string[] = [];
+  for (const name of names) {
+    const ra = a.get(name);
+    const rb = b.get(name);
+    if (ra === rb) continue;
+    const al = allow[name];
+    if (al && ra !== undefined && rb !== undefined) {
+      const fits = al.other === undefined || (typeof al.other === 'string' ? rb === al.other : al.other.test(rb));
+      if (fits) {
+        allowedSeen.push(name);
+        continue;
+      }
+    }
+    problems.push(
+      `${name}\n  ${labels[0].padEnd(8)} ${ra ?? '(missing)'}\n  ${labels[1].padEnd(8)} ${rb ?? '(missing)'}` +
+        (al ? `\n  (allowed only as ${al.other ?? 'any'}: ${al.reason})` : ''),
+    );
+  }
+  const allowedUnused = Object.keys(allow).filter((n) => !allowedSeen.includes(n));
+  return { equal: problems.length === 0, diff: problems.join('\n'), allowedSeen, allowedUnused };
+}

@@ -1,0 +1,157 @@
+// Tests of the POSIX battery itself, on native file systems only: it must be
+// deterministic (two runs, ext4 vs tmpfs), its errno lines must say what
+// Linux says, and the comparison must catch a difference. A battery that
+// printed the same thing everywhere would make every oracle test pass.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, statfsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { compareBatteries, compileBattery, runBattery, runBatteryOk, splitLine } from '../support/posix-battery.ts';
+
+const TMPFS_MAGIC = 0x01021994;
+const temps: string[] = [];
+function temp(base = tmpdir()): string {
+  const d = mkdtempSync(join(base, 'battery-self-'));
+  temps.push(d);
+  return d;
+}
+const results = (lines: string[]) => new Map(lines.map(splitLine));
+
+describe('POSIX battery on native directories', () => {
+  let first: string[];
+  before(async () => {
+    await compileBattery();
+    first = await runBatteryOk(temp());
+  });
+  after(() => {
+    for (const d of temps) {
+      spawnSync('umount', ['-l', d], { stdio: 'ignore' });
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  it('prints one well-formed line per check and nothing that reads as a failure of its own', () => {
+    assert.ok(first.length > 100, `only ${first.length} lines`);
+    const names = first.map((l) => splitLine(l)[0]);
+    assert.equal(new Set(names).size, names.length, 'check names must be unique');
+    for (const line of first) {
+      const [, result] = splitLine(line);
+      assert.match(result, /^(ok\b|E[A-Z0-9]+( at=\S+)?$)/, line);
+      assert.doesNotMatch(result, /MISMATCH|INVALID|differs|skipped/, line);
+    }
+  });
+
+  it('is deterministic: a second run on another directory prints the same', async () => {
+    const second = await runBatteryOk(temp());
+    const cmp = compareBatteries(first, second, {}, ['run1', 'run2']);
+    assert.ok(cmp.equal, cmp.diff);
+  });
+
+  it('does not depend on the file system: tmpfs matches ext4 except where tmpfs lacks a feature', async (t) => {
+    const shm = '/dev/shm';
+    if (statfsSync(shm).type !== TMPFS_MAGIC) {
+      t.skip('/dev/shm is not tmpfs on this machine');
+      return;
+    }
+    const other = await runBatteryOk(temp(shm));
+    const cmp = compareBatteries(first, other, {
+      // tmpfs implements no FALLOC_FL_ZERO_RANGE (mm/shmem.c accepts only KEEP_SIZE and PUNCH_HOLE).
+      'fallocate.zero_range': { reason: 'tmpfs has no ZERO_RANGE', other: 'EOPNOTSUPP at=zero_range' },
+    }, ['ext4', 'tmpfs']);
+    assert.ok(cmp.equal, cmp.diff);
+  });
+
+  it('reports the errno Linux gives for every failure case', () => {
+    for (const line of first) {
+      const [name, result] = splitLine(line);
+      const m = /^errno\.([a-z0-9]+)\./.exec(name);
+      if (m) assert.equal(result, m[1]!.toUpperCase(), line);
+    }
+    const r = results(first);
+    // The non-root caller: the battery drops to uid/gid 65534 in a child.
+    const perm: Record<string, string> = {
+      'perm.read_0600_root_file': 'EACCES',
+      'perm.read_0644_root_file': 'ok',
+      'perm.write_0644_root_file': 'EACCES',
+      'perm.create_in_0755_root_dir': 'EACCES',
+      'perm.mkdir_in_0755_root_dir': 'EACCES',
+      'perm.unlink_in_0755_root_dir': 'EACCES',
+      'perm.chmod_root_file': 'EPERM',
+      'perm.chown_root_file': 'EPERM',
+      'perm.stat_in_0700_root_dir': 'EACCES',
+      'perm.unlink_in_sticky_dir': 'EPERM',
+      'perm.create_in_0777_dir': 'ok owner_is_caller=1 mode=0640 wrote=4',
+      'perm.owner_seen_by_root': 'ok uid_is_caller=1 gid_is_caller=1',
+    };
+    for (const [k, v] of Object.entries(perm)) assert.equal(r.get(k), v, k);
+    // A few data checks whose values follow from the program alone.
+    assert.equal(r.get('statfs'), 'ok namelen=255 sane=1');
+    assert.match(r.get('readdir.big')!, /^ok count=10000 dots=2 dups=0 missing=0 extra=0 /);
+    assert.equal(r.get('readdir.concurrent_unlink'), 'ok kept=1333 kept_missing=0 dups=0 unknown=0');
+    assert.equal(r.get('append.two_procs'), 'ok size=64000 torn=0 dup=0 lost=0 writer_failures=0');
+    assert.equal(r.get('mmap.shared_write'), 'ok read=12388 match=1');
+    assert.equal(r.get('lock.flock'), 'ok second_ex=EAGAIN second_sh=EAGAIN after_unlock=ok both_shared=ok');
+    assert.match(r.get('names.long')!, /create255=ok .*create256=ENAMETOOLONG/);
+  });
+
+  it('expects EROFS for every mutating call on a read-only bind mount', async () => {
+    const src = temp();
+    const ro = temp();
+    await runBatteryOk(src, { mode: 'populate-readonly' });
+    // A native read-only mount of the same tree is the oracle for --readonly.
+    for (const args of [['--bind', src, ro], ['-o', 'remount,bind,ro', ro]]) {
+      const m = spawnSync('mount', args, { encoding: 'utf8' });
+      assert.equal(m.status, 0, `mount ${args.join(' ')}: ${m.stderr}`);
+    }
+    const lines = await runBatteryOk(ro, { mode: 'expect-readonly' });
+    const r = results(lines);
+    assert.equal(r.get('ro.read'), 'ok content=match');
+    assert.equal(r.get('ro.readdir'), 'ok entries=dir,file,full,link');
+    assert.equal(r.get('ro.getxattr'), 'ok yes');
+    assert.equal(r.get('ro.tree_intact'), 'ok');
+    const mutating = lines.filter((l) => !/^ro\.(read|readdir|readlink|getxattr|tree_intact) /.test(l));
+    assert.ok(mutating.length >= 18, `only ${mutating.length} mutating checks`);
+    for (const l of mutating) assert.equal(splitLine(l)[1], 'EROFS', l);
+  });
+
+  it('refuses a non-empty directory and a missing one with status 2', async () => {
+    const d = temp();
+    mkdirSync(join(d, 'x'));
+    const r = await runBattery(d);
+    assert.equal(r.exitCode, 2);
+    assert.match(r.stderr, /must be an empty directory/);
+    const m = await runBattery(join(d, 'missing'));
+    assert.equal(m.exitCode, 2);
+    assert.match(m.stderr, /cannot enter/);
+  });
+});
+
+describe('compareBatteries', () => {
+  const base = ['a ok size=1', 'b ENOENT', 'c ok x=2'];
+  it('accepts identical output', () => {
+    assert.ok(compareBatteries(base, [...base]).equal);
+  });
+  it('reports a changed, a missing and an extra check, readably', () => {
+    const cmp = compareBatteries(base, ['a ok size=2', 'c ok x=2', 'd ok']);
+    assert.equal(cmp.equal, false);
+    assert.match(cmp.diff, /^a\n  native\s+ok size=1\n  other\s+ok size=2$/m);
+    assert.match(cmp.diff, /^b\n  native\s+ENOENT\n  other\s+\(missing\)$/m);
+    assert.match(cmp.diff, /^d\n  native\s+\(missing\)\n  other\s+ok$/m);
+  });
+  it('allows a declared difference only in its declared form', () => {
+    const allow = { b: { reason: 'test', other: 'EACCES' } };
+    const ok = compareBatteries(base, ['a ok size=1', 'b EACCES', 'c ok x=2'], allow);
+    assert.ok(ok.equal, ok.diff);
+    assert.deepEqual(ok.allowedSeen, ['b']);
+    const bad = compareBatteries(base, ['a ok size=1', 'b EPERM', 'c ok x=2'], allow);
+    assert.equal(bad.equal, false);
+    assert.match(bad.diff, /allowed only as EACCES: test/);
+  });
+  it('flags a check printed twice', () => {
+    const cmp = compareBatteries(base, [...base, 'a ok size=1']);
+    assert.equal(cmp.equal, false);
+    assert.match(cmp.diff, /check a printed twice/);
+  });
+});
