@@ -68,7 +68,7 @@ function serve(server: FuseServer, fd: number): FromWorker & { type: 'stopped' }
 }
 
 try {
-  const fs = createFileSystem(data.backend);
+  const fs = await createFileSystem(data.backend);
   const server = new FuseServer(fs, {
     ...(data.maxWrite !== undefined ? { maxWrite: data.maxWrite } : {}),
     log: (level: string, msg: string) => log((LOG_LEVELS as readonly string[]).includes(level) ? (level as LogLevel) : 'info', msg),

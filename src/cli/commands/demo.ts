@@ -59,7 +59,7 @@ async function show(cwd: string, argv: string[], shownAs?: string): Promise<stri
     child.on('error', reject);
     child.on('close', resolve);
   });
-  for (const line of stdout.trimEnd().split('\n')) if (line) out(`  ${line}`);
+  if (stdout.trim()) for (const line of stdout.trimEnd().split('\n')) out(line ? `  ${line}` : '');
   if (code !== 0) throw new CliError(`'${shownAs ?? argv.join(' ')}' failed (exit ${code}): ${stderr.trim().split('\n')[0]}`);
   return stdout;
 }
