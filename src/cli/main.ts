@@ -16,6 +16,7 @@ export interface CommandModule {
 export const commands: Record<string, () => Promise<CommandModule>> = {
   mount: () => import('./commands/mount.ts'),
   demo: () => import('./commands/demo.ts'),
+  run: () => import('./commands/run.ts'),
 };
 
 const PROG = 'virtiofs-ts';

@@ -53,6 +53,7 @@ fi
 cd "$VFT_CWD" || die "cd $VFT_CWD failed"
 [ -n "$VFT_TERM" ] && export TERM="$VFT_TERM"
 if [ "$VFT_INTERACTIVE" = 1 ]; then
+  [ -n "$VFT_STTY" ] && stty $VFT_STTY </dev/ttyS0 2>/dev/null
   mark BEGIN
   setsid -c sh /vft/cmd </dev/ttyS0 >/dev/ttyS0 2>&1
   rc=$?
@@ -162,6 +163,8 @@ export interface RunLayerOptions {
   script: string;
   interactive?: boolean;
   term?: string;
+  /** Interactive only: the host terminal's size, so full-screen programs fit. */
+  ttySize?: { rows: number; cols: number };
 }
 
 /** Single-quotes a word for sh. */
@@ -182,6 +185,7 @@ export function buildRunLayer(o: RunLayerOptions): Buffer {
     `VFT_CWD=${shQuote(o.cwd)}`,
     `VFT_INTERACTIVE=${o.interactive ? 1 : 0}`,
     `VFT_TERM=${shQuote(o.term ?? '')}`,
+    `VFT_STTY=${o.ttySize ? `'rows ${Math.trunc(o.ttySize.rows)} cols ${Math.trunc(o.ttySize.cols)}'` : "''"}`,
     '',
   ].join('\n');
   const w = new CpioWriter();

@@ -161,6 +161,7 @@ export async function bootGuest(spec: BootSpec): Promise<GuestResult> {
       script: spec.script,
       interactive: spec.interactive,
       term: spec.interactive ? process.env.TERM : undefined,
+      ttySize: spec.interactive && process.stdout.isTTY ? { rows: process.stdout.rows, cols: process.stdout.columns } : undefined,
     }),
   );
   if (!existsSync(spec.socketPath)) throw new Error(`no vhost-user socket at ${spec.socketPath}: start the daemon before booting the guest`);

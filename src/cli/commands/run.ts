@@ -1,0 +1,162 @@
+// Layer: cli. `virtiofs-ts run`: boot a throwaway Linux microVM (QEMU, TCG)
+// whose root file system is a host directory served over virtio-fs, run one
+// command in it, stream its output and exit with its status.
+import { mkdtempSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GuestSetupError } from '../../guest/assets.ts';
+import { shQuote } from '../../guest/initramfs.ts';
+import { bootGuest, GuestError } from '../../guest/qemu.ts';
+import { ensureDefaultRootfs } from '../../guest/rootfs.ts';
+import { startCVirtiofsd } from '../../guest/virtiofsd.ts';
+import { oneOf, parseCommandArgs } from '../args.ts';
+import { CliError, UsageError } from '../errors.ts';
+
+export const summary = 'boot a microVM whose root fs is a host directory served over virtio-fs, run a command in it';
+
+export const help = `Usage: virtiofs-ts run [options] [-- CMD [ARGS...]]
+
+Boots a small Linux guest under QEMU (software emulation) whose root file
+system is a host directory served over virtio-fs, runs CMD in it (default
+/bin/sh), streams its output and exits with its status. The first run
+downloads Debian's cloud kernel with apt and builds the guest pieces into
+.cache/guest/ (override with VIRTIOFS_TS_GUEST_CACHE); later runs reuse them.
+With a terminal on stdin and stdout, CMD gets the console as its terminal
+(Ctrl-A x kills the VM).
+
+Options:
+  --root DIR                the root file system (default: a small busybox root
+                            fs that virtiofs-ts builds once in its cache dir)
+  --memory SIZE             guest RAM, e.g. 512M or 1G (default 512M)
+  --cpus N                  guest vCPUs (default 1)
+  --daemon virtiofsd|ours   who serves DIR: QEMU's C virtiofsd, or our vhost-user
+                            backend in this process (default virtiofsd until
+                            ours is available)
+  --cache never|auto|always the daemon's cache mode (default auto)
+  --timeout SECONDS         kill the VM after this long (default: none)
+  --no-tty                  never give CMD the console as a terminal
+  --verbose                 say what is happening, and the boot time
+  --debug                   stack traces on errors (also VIRTIOFS_TS_DEBUG=1)
+  -h, --help                this text
+
+Examples:
+  virtiofs-ts run -- sh -c 'echo hello from the guest > /root/hello.txt; uname -a'
+  cat .cache/guest/rootfs/root/hello.txt
+  virtiofs-ts run --root /srv/debian-rootfs --memory 1G -- /bin/bash
+`;
+
+const options = {
+  root: { type: 'string' },
+  memory: { type: 'string' },
+  cpus: { type: 'string' },
+  daemon: { type: 'string' },
+  cache: { type: 'string' },
+  timeout: { type: 'string' },
+  'no-tty': { type: 'boolean' },
+  verbose: { type: 'boolean' },
+  debug: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const DAEMONS = ['virtiofsd', 'ours'] as const;
+type DaemonKind = (typeof DAEMONS)[number];
+const CACHES = ['never', 'auto', 'always'] as const;
+type Cache = (typeof CACHES)[number];
+
+/** "512", "512M", "1G", "1.5G" -> MiB. */
+export function parseMemory(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?$/i.exec(text.trim());
+  if (!m) throw new UsageError(`--memory must look like 512M or 1G (got '${text}')`, 'run');
+  const scale: Record<string, number> = { K: 1 / 1024, '': 1, M: 1, G: 1024, T: 1024 * 1024 };
+  const mib = Number(m[1]) * scale[m[2]!.toUpperCase()]!;
+  if (!Number.isInteger(mib) || mib < 64) throw new UsageError(`--memory must be a whole number of MiB, at least 64M (got '${text}')`, 'run');
+  return mib;
+}
+
+interface RunningDaemon {
+  socketPath: string;
+  stop(): Promise<void>;
+  log(): string;
+}
+
+async function startDaemon(kind: DaemonKind, rootDir: string, cache: Cache, socketPath: string): Promise<RunningDaemon> {
+  if (kind === 'virtiofsd') {
+    if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+      throw new CliError("QEMU's C virtiofsd needs root (it sandboxes itself in namespaces); run with sudo or use --daemon ours");
+    }
+    const d = await startCVirtiofsd({ socketPath, sharedDir: rootDir, cache: cache === 'never' ? 'none' : cache });
+    return d;
+  }
+  throw new CliError('our vhost-user backend is not in this checkout yet; use --daemon virtiofsd');
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parseCommandArgs('run', argv, options);
+  const memoryMiB = values.memory === undefined ? 512 : parseMemory(values.memory);
+  const cpus = values.cpus === undefined ? 1 : Number(values.cpus);
+  if (!Number.isInteger(cpus) || cpus < 1 || cpus > 64) throw new UsageError(`--cpus must be an integer from 1 to 64 (got '${values.cpus}')`, 'run');
+  const daemon = oneOf('run', 'daemon', values.daemon, DAEMONS, 'virtiofsd');
+  const cache = oneOf('run', 'cache', values.cache, CACHES, 'auto');
+  let timeoutMs = 2 ** 31 - 1; // setTimeout's maximum: ~24 days, i.e. no limit
+  if (values.timeout !== undefined) {
+    const s = Number(values.timeout);
+    if (!(s > 0) || s * 1000 > timeoutMs) throw new UsageError(`--timeout must be a positive number of seconds (got '${values.timeout}')`, 'run');
+    timeoutMs = Math.round(s * 1000);
+  }
+  const command = positionals.length > 0 ? positionals : ['/bin/sh'];
+  const interactive = !values['no-tty'] && !!process.stdin.isTTY && !!process.stdout.isTTY;
+  const say = (msg: string) => process.stderr.write(`virtiofs-ts: ${msg}\n`);
+  const progress = (line: string) => process.stderr.write(`[guest] ${line}\n`);
+
+  let rootDir: string;
+  try {
+    if (values.root !== undefined) {
+      let st;
+      try {
+        st = statSync(values.root);
+      } catch (e) {
+        throw new CliError(`root ${values.root}: ${(e as { code?: string }).code ?? (e as Error).message}`);
+      }
+      if (!st.isDirectory()) throw new CliError(`root ${values.root} is not a directory`);
+      rootDir = realpathSync(values.root);
+    } else {
+      rootDir = ensureDefaultRootfs(progress);
+    }
+  } catch (e) {
+    if (e instanceof GuestSetupError) throw new CliError(e.message);
+    throw e;
+  }
+
+  const work = mkdtempSync(join(tmpdir(), 'vfts-run-'));
+  let d: RunningDaemon | undefined;
+  try {
+    d = await startDaemon(daemon, rootDir, cache, join(work, 'vhost-user.sock'));
+    if (values.verbose) say(`serving ${rootDir} with ${daemon === 'ours' ? 'our vhost-user backend' : "QEMU's C virtiofsd"} (cache ${cache}); booting`);
+    const mountpoint = '/newroot';
+    // /init runs this with sh after mounting the root; chroot then runs CMD with DIR as /.
+    const script = `export HOME=/root\nexec chroot ${mountpoint} ${command.map(shQuote).join(' ')}\n`;
+    const result = await bootGuest({
+      mode: 'root',
+      socketPath: d.socketPath,
+      tag: 'rootfs',
+      mountpoint,
+      cwd: mountpoint,
+      script,
+      memoryMiB,
+      cpus,
+      timeoutMs,
+      interactive,
+      progress,
+      onOutput: (b) => process.stdout.write(b),
+    });
+    if (values.verbose) say(`boot took ${(result.bootMs / 1000).toFixed(2)} s; ${command[0]} exited with status ${result.exitCode}`);
+    return result.exitCode;
+  } catch (e) {
+    if (e instanceof GuestSetupError) throw new CliError(e.message);
+    if (e instanceof GuestError) throw new CliError(d ? `${e.message}${d.log() ? `\n--- daemon log tail ---\n${d.log().trimEnd().split('\n').slice(-10).join('\n')}` : ''}` : e.message);
+    throw e;
+  } finally {
+    await d?.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
