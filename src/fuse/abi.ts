@@ -106,7 +106,7 @@ export enum Opcode {
   CUSE_INIT = 4096,
   /** Reserved opcodes: a byte-swapped INIT/CUSE_INIT betrays a peer of the other endianness. */
   CUSE_INIT_BSWAP_RESERVED = 1048576,
-  FUSE_INIT_BSWAP_RESERVED = 436207616,
+  INIT_BSWAP_RESERVED = 436207616,
 }
 
 /** "LOOKUP" for 1, or "opcode 99" for a number we do not know (for logs). */
