@@ -1,0 +1,75 @@
+// Layer: fs (passthrough backend). Open file and directory handles: FUSE fh
+// numbers -> real (non-O_PATH) host fds. Imports fuse/ errors and ./inode-store.ts types.
+import { constants } from 'node:os';
+import { FsError } from '../../fuse/errors.ts';
+import type { Inode } from './inode-store.ts';
+
+const E = constants.errno;
+
+/**
+ * Where a directory handle stands in its getdents64 stream. Cookies we hand the
+ * kernel are entry indexes (1 = after the first entry), never the host's d_off
+ * (ext4 hands out 63-bit hashes that a JS number cannot carry). The last
+ * getdents64 batch is kept, so re-reading any offset inside it (the kernel does
+ * that whenever a user buffer fills mid-reply) costs no syscall; any other
+ * offset rewinds and skips.
+ */
+export class DirStream {
+  buf: Buffer | null = null;
+  /** Bytes of buf filled by the last getdents64. */
+  len = 0;
+  /** Byte position of the next record to hand out. */
+  pos = 0;
+  /** Index of the record at `pos` (= the cookie of the entry before it). */
+  index = 0;
+  /** Index of the first record in buf. */
+  bufIndex = 0;
+}
+
+export class OpenHandle {
+  constructor(
+    readonly fd: number,
+    readonly inode: Inode,
+    readonly dir: DirStream | null,
+  ) {}
+}
+
+export class HandleTable {
+  private readonly map = new Map<number, OpenHandle>();
+  private nextFh = 1;
+
+  add(h: OpenHandle): number {
+    const fh = this.nextFh++;
+    this.map.set(fh, h);
+    return fh;
+  }
+
+  get(fh: number): OpenHandle {
+    const h = this.map.get(fh);
+    if (h === undefined) throw new FsError(E.EBADF, `unknown file handle ${fh}`);
+    return h;
+  }
+
+  /** The handle, or undefined for an fh we never handed out (or already released). */
+  peek(fh: number | undefined): OpenHandle | undefined {
+    return fh === undefined ? undefined : this.map.get(fh);
+  }
+
+  remove(fh: number): OpenHandle {
+    const h = this.get(fh);
+    this.map.delete(fh);
+    return h;
+  }
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  values(): IterableIterator<OpenHandle> {
+    return this.map.values();
+  }
+
+  clear(): void {
+    this.map.clear();
+  }
+}

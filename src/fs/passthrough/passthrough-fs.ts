@@ -1,0 +1,755 @@
+// Layer: fs (passthrough backend). Shares a host directory through the
+// FileSystem contract. Imports sys/ (syscalls, creds, stat, dirent), fuse/
+// (contract, errors, abi constants) and its own helpers; never the server.
+//
+// Security model (each point is tested in test/unit/fs/passthrough-escape.test.ts):
+// - Inodes are held by O_PATH fd or file handle (inode-store.ts), never by a
+//   host path. Every name is resolved with one *at() call relative to a held
+//   directory fd, O_NOFOLLOW/AT_SYMLINK_NOFOLLOW, and names '.', '..', '' or
+//   holding '/' or NUL are refused: nothing can climb above the shared
+//   directory, whatever renames race with us.
+// - Symlinks are never followed here: readlink returns the target verbatim and
+//   the client's kernel resolves it against its own mount.
+// - Only regular files and directories are ever opened for I/O: a device node,
+//   FIFO or socket gets EBADF (as virtiofsd answers; CVE-2020-35517). Files are
+//   reopened through /proc/self/fd/N, which reaches exactly the held inode.
+// - New inodes (create, mknod, mkdir, symlink; link too, for its permission
+//   check) are made under the caller's fsuid/fsgid (sys/creds.ts), on a thread
+//   that dropped its supplementary groups, so the host kernel strips S_ISGID
+//   from a file whose group the caller is not in (CVE-2022-0358) and applies
+//   the caller's permissions on the parent directory.
+// - readonly: every mutating op answers EROFS.
+//
+// Extended attributes: with options.xattr false, every *xattr op answers
+// ENOSYS, which the Linux client remembers (it then answers EOPNOTSUPP itself
+// without asking again), as virtiofsd does without --xattr.
+import { constants } from 'node:os';
+import {
+  FATTR_ATIME,
+  FATTR_ATIME_NOW,
+  FATTR_FH,
+  FATTR_GID,
+  FATTR_MODE,
+  FATTR_MTIME,
+  FATTR_MTIME_NOW,
+  FATTR_SIZE,
+  FATTR_UID,
+  FOPEN_CACHE_DIR,
+  FOPEN_DIRECT_IO,
+  FOPEN_KEEP_CACHE,
+  FUSE_ASYNC_READ,
+  FUSE_ATOMIC_O_TRUNC,
+  FUSE_AUTO_INVAL_DATA,
+  FUSE_BIG_WRITES,
+  FUSE_CACHE_SYMLINKS,
+  FUSE_DONT_MASK,
+  FUSE_DO_READDIRPLUS,
+  FUSE_EXPORT_SUPPORT,
+  FUSE_FLOCK_LOCKS,
+  FUSE_HANDLE_KILLPRIV,
+  FUSE_HANDLE_KILLPRIV_V2,
+  FUSE_HAS_INODE_DAX,
+  FUSE_NO_OPENDIR_SUPPORT,
+  FUSE_NO_OPEN_SUPPORT,
+  FUSE_PARALLEL_DIROPS,
+  FUSE_POSIX_ACL,
+  FUSE_POSIX_LOCKS,
+  FUSE_READDIRPLUS_AUTO,
+  FUSE_SECURITY_CTX,
+  FUSE_SETXATTR_EXT,
+  FUSE_SUBMOUNTS,
+  FUSE_WRITEBACK_CACHE,
+} from '../../fuse/abi.ts';
+import { errnoOf, FsError } from '../../fuse/errors.ts';
+import {
+  ROOT_ID,
+  type Attr,
+  type AttrReply,
+  type DirEntry,
+  type DirPlusSink,
+  type DirSink,
+  type Entry,
+  type FileSystem,
+  type InitInfo,
+  type OpenReply,
+  type RequestContext,
+  type SetAttrRequest,
+  type StatFs,
+} from '../../fuse/filesystem.ts';
+import { prepareThread, withFsCreds } from '../../sys/creds.ts';
+import { parseDirent } from '../../sys/dirent.ts';
+import { decodeStatx, STATX_SIZE, statxDev, statxIno, type Stat } from '../../sys/stat.ts';
+import * as sys from '../../sys/syscalls.ts';
+import { DirStream, HandleTable, OpenHandle } from './handle-table.ts';
+import { Inode, InodeStore } from './inode-store.ts';
+
+const E = constants.errno;
+
+export interface PassthroughOptions {
+  readonly: boolean;
+  /** never: no kernel caching (timeouts 0, FOPEN_DIRECT_IO); auto: 1 s; always: 1 day + KEEP_CACHE. */
+  cache: 'never' | 'auto' | 'always';
+  xattr: boolean;
+  /** Ask for FUSE_WRITEBACK_CACHE (the kernel then batches writes and may read write-only files). */
+  writeback: boolean;
+  /** Evictable O_PATH fds kept open at most (default 1024, at least 16). See inode-store.ts. */
+  maxOpenPathFds?: number;
+}
+
+const DEFAULT_MAX_PATH_FDS = 1024;
+const MIN_MAX_PATH_FDS = 16;
+const DIRENT_BUF_SIZE = 32 * 1024;
+const NAME_MAX = 255;
+const PATH_MAX = 4096;
+
+// Flags we never pass on from the client: creation is only done by create(),
+// O_DIRECT would need aligned buffers we do not have (the client's cache
+// bypass is the kernel's business), and no controlling ttys.
+const OPEN_STRIP = sys.O_CREAT | sys.O_EXCL | sys.O_NOCTTY | sys.O_DIRECT | sys.O_PATH;
+
+// INIT flags this backend never wants whatever the server offers: no lock ops
+// (the client kernel then does flock/POSIX locks locally), no ACL/killpriv
+// semantics (the client kernel clears suid bits with an explicit SETATTR),
+// no export ops (no LOOKUP of '..'), no DAX inode flags, no submount marks.
+const NEVER_WANT =
+  FUSE_POSIX_LOCKS | FUSE_FLOCK_LOCKS | FUSE_HANDLE_KILLPRIV | FUSE_HANDLE_KILLPRIV_V2 | FUSE_POSIX_ACL |
+  FUSE_EXPORT_SUPPORT | FUSE_DONT_MASK | FUSE_NO_OPEN_SUPPORT | FUSE_NO_OPENDIR_SUPPORT | FUSE_SETXATTR_EXT |
+  FUSE_SECURITY_CTX | FUSE_HAS_INODE_DAX | FUSE_SUBMOUNTS;
+
+const DOT = 0x2e;
+const SLASH = 0x2f;
+
+function isDotOrDotDot(name: Buffer): boolean {
+  return name[0] === DOT && (name.length === 1 || (name.length === 2 && name[1] === DOT));
+}
+
+function erofs(): FsError {
+  return new FsError(E.EROFS);
+}
+
+export class PassthroughFs implements FileSystem {
+  private readonly store: InodeStore;
+  private readonly handles = new HandleTable();
+  private readonly procFd: number;
+  private readonly timeout: number;
+  private readonly openFlags: number;
+  private readonly dirOpenFlags: number;
+  // Scratch: two names (rename/link take two), a symlink target, a statx result.
+  private readonly nameA = Buffer.alloc(NAME_MAX + 1);
+  private readonly nameB = Buffer.alloc(NAME_MAX + 1);
+  private readonly targetBuf = Buffer.alloc(PATH_MAX);
+  private readonly sb = Buffer.alloc(STATX_SIZE);
+  private destroyed = false;
+
+  constructor(sharedDir: string, readonly options: PassthroughOptions) {
+    const maxLive = Math.max(MIN_MAX_PATH_FDS, options.maxOpenPathFds ?? DEFAULT_MAX_PATH_FDS);
+    // The shared directory's own path is resolved once, here, by the operator's
+    // choice; from then on everything is relative to this fd.
+    const rootFd = sys.open(sharedDir, sys.O_PATH | sys.O_DIRECTORY);
+    try {
+      this.procFd = sys.open('/proc/self/fd', sys.O_PATH | sys.O_DIRECTORY);
+    } catch (err) {
+      sys.close(rootFd);
+      throw err;
+    }
+    this.store = new InodeStore(rootFd, maxLive, true);
+    this.timeout = options.cache === 'never' ? 0 : options.cache === 'auto' ? 1 : 86400;
+    this.openFlags = options.cache === 'never' ? FOPEN_DIRECT_IO : options.cache === 'always' ? FOPEN_KEEP_CACHE : 0;
+    this.dirOpenFlags = options.cache === 'always' ? FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE : 0;
+  }
+
+  /** True when inodes are held by file handles with a bounded fd LRU (false: one fd per inode). */
+  get usesFileHandles(): boolean {
+    return this.store.useHandles;
+  }
+
+  /** Diagnostics for tests: known node ids and open handles. */
+  get stats(): { inodes: number; liveFds: number; handles: number } {
+    return { inodes: this.store.size, liveFds: this.store.liveFds, handles: this.handles.size };
+  }
+
+  /** The lookup count the backend holds for a node (tests check the contract with it). */
+  lookupCount(nodeid: number): number {
+    try {
+      return this.store.get(nodeid).lookups;
+    } catch {
+      return 0;
+    }
+  }
+
+  init(info: InitInfo): bigint {
+    let want = info.want | FUSE_ASYNC_READ | FUSE_PARALLEL_DIROPS | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO |
+      FUSE_BIG_WRITES | FUSE_ATOMIC_O_TRUNC;
+    if (this.options.cache === 'auto') want |= FUSE_AUTO_INVAL_DATA;
+    if (this.options.cache === 'always') want |= FUSE_CACHE_SYMLINKS;
+    if (this.options.writeback && !this.options.readonly) want |= FUSE_WRITEBACK_CACHE;
+    else want &= ~FUSE_WRITEBACK_CACHE;
+    return want & ~NEVER_WANT & info.capable;
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    for (const h of this.handles.values()) {
+      try {
+        sys.close(h.fd);
+      } catch {
+        /* nothing left to release */
+      }
+    }
+    this.handles.clear();
+    this.store.closeAll();
+    try {
+      sys.close(this.procFd);
+    } catch {
+      /* ignore */
+    }
+  }
+
+  // ------------------------------------------------------------ helpers
+
+  private attrOf(st: Stat): Attr {
+    return {
+      ino: st.ino,
+      size: st.size,
+      blocks: st.blocks,
+      atime: st.atime,
+      mtime: st.mtime,
+      ctime: st.ctime,
+      atimensec: st.atimeNsec,
+      mtimensec: st.mtimeNsec,
+      ctimensec: st.ctimeNsec,
+      mode: st.mode,
+      nlink: st.nlink,
+      uid: st.uid,
+      gid: st.gid,
+      rdev: st.rdev,
+      blksize: st.blksize,
+      flags: 0,
+    };
+  }
+
+  private entryOf(inode: Inode): Entry {
+    // this.sb holds the statx of `inode` (filled by lookupAt).
+    return {
+      nodeid: inode.nodeid,
+      generation: inode.generation,
+      entry_valid: this.timeout,
+      entry_valid_nsec: 0,
+      attr_valid: this.timeout,
+      attr_valid_nsec: 0,
+      attr: this.attrOf(decodeStatx(this.sb)),
+    };
+  }
+
+  private attrReply(fd: number): AttrReply {
+    sys.statxInto(fd, '', sys.AT_EMPTY_PATH | sys.AT_SYMLINK_NOFOLLOW, sys.STATX_BASIC_STATS, this.sb);
+    return { attr_valid: this.timeout, attr_valid_nsec: 0, attr: this.attrOf(decodeStatx(this.sb)) };
+  }
+
+  /** Validates a name from the client and copies it NUL-terminated into `scratch`. */
+  private cname(name: Buffer, scratch: Buffer): Buffer {
+    if (name.length === 0 || isDotOrDotDot(name) || name.indexOf(SLASH) !== -1) throw new FsError(E.EINVAL, 'bad name');
+    if (name.length > NAME_MAX) throw new FsError(E.ENAMETOOLONG);
+    return sys.cName(name, scratch);
+  }
+
+  private dirFd(nodeid: number): number {
+    const inode = this.store.get(nodeid);
+    if (inode.type !== sys.S_IFDIR) throw new FsError(E.ENOTDIR);
+    return this.store.fdOf(inode);
+  }
+
+  /**
+   * Resolves one name under `dirfd` without following symlinks and counts a
+   * lookup. Leaves the inode's statx in this.sb.
+   */
+  private lookupAt(dirfd: number, cname: Buffer): Inode {
+    const sb = this.sb;
+    sys.statxInto(dirfd, cname, sys.AT_SYMLINK_NOFOLLOW, sys.STATX_BASIC_STATS, sb);
+    // Fast path: a known inode with a live fd. Its fd pins the host inode, so
+    // a matching (dev, ino) is that very inode: no open needed.
+    const known = this.store.find(statxDev(sb), statxIno(sb));
+    if (known !== undefined && known.fd >= 0) {
+      known.lookups++;
+      return known;
+    }
+    const fd = sys.openat(dirfd, cname, sys.O_PATH | sys.O_NOFOLLOW);
+    return this.adopt(fd);
+  }
+
+  /** Takes a fresh O_PATH fd, binds it to its Inode, counts a lookup; this.sb = its statx. */
+  private adopt(fd: number): Inode {
+    const sb = this.sb;
+    try {
+      sys.statxInto(fd, '', sys.AT_EMPTY_PATH | sys.AT_SYMLINK_NOFOLLOW, sys.STATX_BASIC_STATS, sb);
+    } catch (err) {
+      sys.close(fd);
+      throw err;
+    }
+    const inode = this.store.attach(fd, statxDev(sb), statxIno(sb), sb.readUInt16LE(28) & sys.S_IFMT);
+    inode.lookups++;
+    return inode;
+  }
+
+  /** Undoes one lookup that could not be handed to the kernel. */
+  private unlookup(inode: Inode): void {
+    this.store.forget(inode.nodeid, 1);
+  }
+
+  /** Reopens an inode for I/O through /proc/self/fd (only regular files and directories). */
+  private reopen(inode: Inode, flags: number): number {
+    if (inode.type !== sys.S_IFREG && inode.type !== sys.S_IFDIR) {
+      // Never open device nodes, FIFOs or sockets (CVE-2020-35517); a symlink
+      // cannot be opened without following it.
+      throw new FsError(inode.type === sys.S_IFLNK ? E.ELOOP : E.EBADF, 'not a regular file or directory');
+    }
+    const pfd = this.store.fdOf(inode);
+    return sys.openat(this.procFd, String(pfd), flags & ~OPEN_STRIP);
+  }
+
+  private handleFd(fh: number): number {
+    return this.handles.get(fh).fd;
+  }
+
+  // ------------------------------------------------------------ names
+
+  lookup(_ctx: RequestContext, parent: number, name: Buffer): Entry {
+    if (name.length === 0 || isDotOrDotDot(name) || name.indexOf(SLASH) !== -1) throw new FsError(E.ENOENT);
+    const pfd = this.dirFd(parent);
+    const inode = this.lookupAt(pfd, this.cname(name, this.nameA));
+    return this.entryOf(inode);
+  }
+
+  forget(nodeid: number, nlookup: number): void {
+    if (nodeid === ROOT_ID) return;
+    this.store.forget(nodeid, nlookup);
+  }
+
+  getattr(_ctx: RequestContext, nodeid: number, fh: number | undefined): AttrReply {
+    const h = this.handles.peek(fh);
+    if (h !== undefined && h.inode.nodeid === nodeid) return this.attrReply(h.fd);
+    return this.attrReply(this.store.fdOf(this.store.get(nodeid)));
+  }
+
+  setattr(_ctx: RequestContext, nodeid: number, set: SetAttrRequest): AttrReply {
+    if (this.options.readonly) throw erofs();
+    const inode = this.store.get(nodeid);
+    const v = set.valid;
+    const h = (v & FATTR_FH) !== 0 ? this.handles.peek(set.fh) : undefined;
+    const hfd = h !== undefined && h.inode === inode ? h.fd : -1;
+
+    if ((v & (FATTR_UID | FATTR_GID)) !== 0) {
+      const uid = (v & FATTR_UID) !== 0 && set.uid !== undefined ? set.uid : -1;
+      const gid = (v & FATTR_GID) !== 0 && set.gid !== undefined ? set.gid : -1;
+      const fd = hfd >= 0 ? hfd : this.store.fdOf(inode);
+      sys.fchownat(fd, '', uid, gid, sys.AT_EMPTY_PATH | sys.AT_SYMLINK_NOFOLLOW);
+    }
+    let mode = (v & FATTR_MODE) !== 0 && set.mode !== undefined ? set.mode & 0o7777 : -1;
+    if (mode < 0 && set.killSuidGid === true && inode.type === sys.S_IFREG) {
+      // Clear setuid, and setgid when group-executable, as a write by an
+      // unprivileged user would.
+      const cur = sys.fstat(hfd >= 0 ? hfd : this.store.fdOf(inode)).mode;
+      let next = cur & ~sys.S_ISUID;
+      if ((cur & 0o010) !== 0) next &= ~sys.S_ISGID;
+      if (next !== cur) mode = next & 0o7777;
+    }
+    if (mode >= 0) {
+      if (hfd >= 0) sys.fchmod(hfd, mode);
+      // Through the magic link: lands on the inode itself, symlinks included
+      // (where Linux answers EOPNOTSUPP, as it does natively).
+      else sys.fchmodat(sys.AT_FDCWD, sys.procFdPath(this.store.fdOf(inode)), mode, 0);
+    }
+    if ((v & FATTR_SIZE) !== 0 && set.size !== undefined) {
+      if (hfd >= 0) sys.ftruncate(hfd, set.size);
+      else {
+        if (inode.type === sys.S_IFDIR) throw new FsError(E.EISDIR);
+        if (inode.type !== sys.S_IFREG) throw new FsError(E.EINVAL);
+        const fd = this.reopen(inode, sys.O_WRONLY);
+        try {
+          sys.ftruncate(fd, set.size);
+        } finally {
+          sys.close(fd);
+        }
+      }
+    }
+    const atimeNow = set.atimeNow === true || (v & FATTR_ATIME_NOW) !== 0;
+    const mtimeNow = set.mtimeNow === true || (v & FATTR_MTIME_NOW) !== 0;
+    const setA = (v & FATTR_ATIME) !== 0 || atimeNow;
+    const setM = (v & FATTR_MTIME) !== 0 || mtimeNow;
+    if (setA || setM) {
+      const at: sys.TimeSpec = !setA ? 'omit' : atimeNow ? 'now' : { sec: set.atime ?? 0, nsec: set.atimensec ?? 0 };
+      const mt: sys.TimeSpec = !setM ? 'omit' : mtimeNow ? 'now' : { sec: set.mtime ?? 0, nsec: set.mtimensec ?? 0 };
+      if (hfd >= 0) sys.utimensat(hfd, null, at, mt, 0);
+      else sys.utimensat(sys.AT_FDCWD, sys.procFdPath(this.store.fdOf(inode)), at, mt, 0);
+    }
+    return hfd >= 0 ? this.attrReply(hfd) : this.attrReply(this.store.fdOf(inode));
+  }
+
+  readlink(_ctx: RequestContext, nodeid: number): Buffer {
+    const inode = this.store.get(nodeid);
+    if (inode.type !== sys.S_IFLNK) throw new FsError(E.EINVAL);
+    return sys.readlinkat(this.store.fdOf(inode), '');
+  }
+
+  symlink(ctx: RequestContext, parent: number, name: Buffer, target: Buffer): Entry {
+    if (this.options.readonly) throw erofs();
+    const pfd = this.dirFd(parent);
+    const cn = this.cname(name, this.nameA);
+    if (target.length === 0) throw new FsError(E.ENOENT);
+    if (target.length >= PATH_MAX) throw new FsError(E.ENAMETOOLONG);
+    const ct = sys.cName(target, this.targetBuf);
+    withFsCreds(ctx.uid, ctx.gid, () => sys.symlinkat(ct, pfd, cn));
+    return this.entryOf(this.lookupAt(pfd, cn));
+  }
+
+  mknod(ctx: RequestContext, parent: number, name: Buffer, mode: number, rdev: number, _umask: number): Entry {
+    if (this.options.readonly) throw erofs();
+    const pfd = this.dirFd(parent);
+    const cn = this.cname(name, this.nameA);
+    // The client kernel applied its umask already (we never ask FUSE_DONT_MASK).
+    withFsCreds(ctx.uid, ctx.gid, () => sys.mknodat(pfd, cn, mode, rdev));
+    return this.entryOf(this.lookupAt(pfd, cn));
+  }
+
+  mkdir(ctx: RequestContext, parent: number, name: Buffer, mode: number, _umask: number): Entry {
+    if (this.options.readonly) throw erofs();
+    const pfd = this.dirFd(parent);
+    const cn = this.cname(name, this.nameA);
+    withFsCreds(ctx.uid, ctx.gid, () => sys.mkdirat(pfd, cn, mode & 0o7777));
+    return this.entryOf(this.lookupAt(pfd, cn));
+  }
+
+  unlink(_ctx: RequestContext, parent: number, name: Buffer): void {
+    if (this.options.readonly) throw erofs();
+    const pfd = this.dirFd(parent);
+    sys.unlinkat(pfd, this.cname(name, this.nameA), 0);
+  }
+
+  rmdir(_ctx: RequestContext, parent: number, name: Buffer): void {
+    if (this.options.readonly) throw erofs();
+    const pfd = this.dirFd(parent);
+    sys.unlinkat(pfd, this.cname(name, this.nameA), sys.AT_REMOVEDIR);
+  }
+
+  rename(_ctx: RequestContext, parent: number, name: Buffer, newparent: number, newname: Buffer, flags: number): void {
+    if (this.options.readonly) throw erofs();
+    const a = this.cname(name, this.nameA);
+    const b = this.cname(newname, this.nameB);
+    const pfd = this.dirFd(parent);
+    const npfd = this.dirFd(newparent);
+    // Both fds are live: the LRU evicts only its tail, and both were just touched.
+    sys.renameat2(pfd, a, npfd, b, flags);
+  }
+
+  link(ctx: RequestContext, nodeid: number, newparent: number, newname: Buffer): Entry {
+    if (this.options.readonly) throw erofs();
+    const inode = this.store.get(nodeid);
+    if (inode.type === sys.S_IFDIR) throw new FsError(E.EPERM);
+    const cn = this.cname(newname, this.nameA);
+    const npfd = this.dirFd(newparent);
+    const src = sys.procFdPath(this.store.fdOf(inode));
+    // AT_SYMLINK_FOLLOW follows the magic link only: it lands on the held inode
+    // itself (a symlink stays a symlink), and needs no CAP_DAC_READ_SEARCH.
+    withFsCreds(ctx.uid, ctx.gid, () => sys.linkat(sys.AT_FDCWD, src, npfd, cn, sys.AT_SYMLINK_FOLLOW));
+    return this.entryOf(this.lookupAt(npfd, cn));
+  }
+
+  // ------------------------------------------------------------ files
+
+  private hostOpenFlags(flags: number): number {
+    let f = flags & ~OPEN_STRIP;
+    if (this.options.writeback) {
+      // The kernel's writeback cache may read pages of a write-only file and
+      // handles O_APPEND itself (it sends explicit offsets).
+      if ((f & sys.O_ACCMODE) === sys.O_WRONLY) f = (f & ~sys.O_ACCMODE) | sys.O_RDWR;
+      f &= ~sys.O_APPEND;
+    }
+    return f;
+  }
+
+  open(_ctx: RequestContext, nodeid: number, flags: number): OpenReply {
+    if (this.options.readonly && ((flags & sys.O_ACCMODE) !== sys.O_RDONLY || (flags & sys.O_TRUNC) !== 0)) throw erofs();
+    const inode = this.store.get(nodeid);
+    if (inode.type === sys.S_IFDIR) throw new FsError(E.EISDIR);
+    const fd = this.reopen(inode, this.hostOpenFlags(flags));
+    this.store.addOpenFd(inode, fd);
+    return { fh: this.handles.add(new OpenHandle(fd, inode, null)), open_flags: this.openFlags };
+  }
+
+  create(ctx: RequestContext, parent: number, name: Buffer, mode: number, flags: number, _umask: number): { entry: Entry; open: OpenReply } {
+    if (this.options.readonly) throw erofs();
+    const pfd = this.dirFd(parent);
+    const cn = this.cname(name, this.nameA);
+    // O_NOFOLLOW: an existing symlink at the name is never followed on the host.
+    const hostFlags = this.hostOpenFlags(flags) | sys.O_CREAT | sys.O_NOFOLLOW | (flags & sys.O_EXCL);
+    const fd = withFsCreds(ctx.uid, ctx.gid, () => sys.openat(pfd, cn, hostFlags, mode & 0o7777));
+    let inode: Inode;
+    try {
+      // The O_PATH hold comes from the open file itself, not from the name again.
+      inode = this.adopt(sys.openat(this.procFd, String(fd), sys.O_PATH));
+    } catch (err) {
+      sys.close(fd);
+      throw err;
+    }
+    const entry = this.entryOf(inode);
+    this.store.addOpenFd(inode, fd);
+    return { entry, open: { fh: this.handles.add(new OpenHandle(fd, inode, null)), open_flags: this.openFlags } };
+  }
+
+  read(_ctx: RequestContext, _nodeid: number, fh: number, offset: number, size: number, dest: Buffer): number {
+    return sys.pread(this.handleFd(fh), dest, 0, size, offset);
+  }
+
+  write(_ctx: RequestContext, _nodeid: number, fh: number, offset: number, data: Buffer, _writeFlags: number): number {
+    if (this.options.readonly) throw erofs();
+    return sys.pwrite(this.handleFd(fh), data, 0, data.length, offset);
+  }
+
+  flush(_ctx: RequestContext, _nodeid: number, fh: number, _lockOwner: bigint): void {
+    // close(dup(fd)) gives the host file system the close(2) it would see
+    // natively (NFS flushes on close) without giving up our fd.
+    sys.close(sys.dup(this.handleFd(fh)));
+  }
+
+  release(_ctx: RequestContext, _nodeid: number, fh: number, _flags: number): void {
+    this.closeHandle(fh);
+  }
+
+  private closeHandle(fh: number): void {
+    const h = this.handles.remove(fh);
+    this.store.removeOpenFd(h.inode, h.fd);
+    sys.close(h.fd);
+  }
+
+  fsync(_ctx: RequestContext, _nodeid: number, fh: number, datasync: boolean): void {
+    const fd = this.handleFd(fh);
+    if (datasync) sys.fdatasync(fd);
+    else sys.fsync(fd);
+  }
+
+  fallocate(_ctx: RequestContext, _nodeid: number, fh: number, offset: number, length: number, mode: number): void {
+    if (this.options.readonly) throw erofs();
+    sys.fallocate(this.handleFd(fh), mode, offset, length);
+  }
+
+  lseek(_ctx: RequestContext, _nodeid: number, fh: number, offset: number, whence: number): number {
+    return sys.lseek(this.handleFd(fh), offset, whence);
+  }
+
+  copyFileRange(
+    _ctx: RequestContext,
+    _nodeidIn: number, fhIn: number, offIn: number,
+    _nodeidOut: number, fhOut: number, offOut: number,
+    len: number, flags: number,
+  ): number {
+    if (this.options.readonly) throw erofs();
+    return sys.copyFileRange(this.handleFd(fhIn), offIn, this.handleFd(fhOut), offOut, len, flags);
+  }
+
+  // ------------------------------------------------------------ directories
+
+  opendir(_ctx: RequestContext, nodeid: number, _flags: number): OpenReply {
+    const inode = this.store.get(nodeid);
+    if (inode.type !== sys.S_IFDIR) throw new FsError(E.ENOTDIR);
+    // "." under the held directory fd: the directory itself, no name lookup.
+    const fd = sys.openat(this.store.fdOf(inode), '.', sys.O_RDONLY | sys.O_DIRECTORY);
+    this.store.addOpenFd(inode, fd);
+    return { fh: this.handles.add(new OpenHandle(fd, inode, new DirStream())), open_flags: this.dirOpenFlags };
+  }
+
+  /** Positions the stream at entry index `offset` (see DirStream). */
+  private seekDir(h: OpenHandle, ds: DirStream, offset: number): void {
+    if (offset === ds.index) return;
+    if (ds.buf !== null && offset >= ds.bufIndex && offset < ds.index) {
+      // Inside the batch we hold: walk it from its start.
+      let pos = 0;
+      for (let i = ds.bufIndex; i < offset; i++) {
+        const rec = parseDirent(ds.buf, pos, ds.len);
+        if (rec === null) break;
+        pos = rec.next;
+      }
+      ds.pos = pos;
+      ds.index = offset;
+      return;
+    }
+    // Anywhere else: rewind and skip (telldir/seekdir by the client; rare).
+    sys.lseek(h.fd, 0, sys.SEEK_SET);
+    ds.len = ds.pos = ds.index = ds.bufIndex = 0;
+    while (ds.index < offset) {
+      if (!this.fillDir(h, ds)) return;
+      const rec = parseDirent(ds.buf!, ds.pos, ds.len);
+      if (rec === null) {
+        ds.pos = ds.len;
+        continue;
+      }
+      ds.pos = rec.next;
+      ds.index++;
+    }
+  }
+
+  /** Makes sure a record is available at ds.pos; false at the end of the directory. */
+  private fillDir(h: OpenHandle, ds: DirStream): boolean {
+    if (ds.pos < ds.len) return true;
+    ds.buf ??= Buffer.alloc(DIRENT_BUF_SIZE);
+    const n = sys.getdents64(h.fd, ds.buf);
+    ds.bufIndex = ds.index;
+    ds.len = n;
+    ds.pos = 0;
+    return n > 0;
+  }
+
+  private dirHandle(fh: number): { h: OpenHandle; ds: DirStream } {
+    const h = this.handles.get(fh);
+    if (h.dir === null) throw new FsError(E.EBADF);
+    return { h, ds: h.dir };
+  }
+
+  readdir(_ctx: RequestContext, _nodeid: number, fh: number, offset: number, sink: DirSink): void {
+    const { h, ds } = this.dirHandle(fh);
+    this.seekDir(h, ds, offset);
+    while (this.fillDir(h, ds)) {
+      const rec = parseDirent(ds.buf!, ds.pos, ds.len);
+      if (rec === null) {
+        ds.pos = ds.len; // a record that does not parse ends this batch
+        continue;
+      }
+      const entry: DirEntry = { ino: rec.ino, off: ds.index + 1, type: rec.type, name: Buffer.from(rec.name) };
+      if (!sink.add(entry)) return;
+      ds.pos = rec.next;
+      ds.index++;
+    }
+  }
+
+  readdirplus(_ctx: RequestContext, _nodeid: number, fh: number, offset: number, sink: DirPlusSink): void {
+    const { h, ds } = this.dirHandle(fh);
+    this.seekDir(h, ds, offset);
+    while (this.fillDir(h, ds)) {
+      const rec = parseDirent(ds.buf!, ds.pos, ds.len);
+      if (rec === null) {
+        ds.pos = ds.len;
+        continue;
+      }
+      const name = Buffer.from(rec.name);
+      const entry: DirEntry = { ino: rec.ino, off: ds.index + 1, type: rec.type, name };
+      let plus: Entry;
+      let inode: Inode | null = null;
+      if (isDotOrDotDot(name)) {
+        // The kernel takes no reference for these: nodeid 0, no lookup counted.
+        plus = dotEntry(rec.ino, rec.type);
+      } else {
+        try {
+          // h.fd is a real fd on this very directory: a valid dirfd for *at().
+          inode = this.lookupAt(h.fd, sys.cName(name, this.nameA));
+          plus = this.entryOf(inode);
+        } catch (err) {
+          // Gone between getdents and the lookup (or unreadable): skip it.
+          if (errnoOf(err) === undefined) throw err;
+          ds.pos = rec.next;
+          ds.index++;
+          continue;
+        }
+      }
+      if (!sink.add(entry, plus)) {
+        if (inode !== null) this.unlookup(inode);
+        return;
+      }
+      ds.pos = rec.next;
+      ds.index++;
+    }
+  }
+
+  releasedir(_ctx: RequestContext, _nodeid: number, fh: number): void {
+    this.closeHandle(fh);
+  }
+
+  fsyncdir(_ctx: RequestContext, _nodeid: number, fh: number, datasync: boolean): void {
+    const fd = this.handleFd(fh);
+    if (datasync) sys.fdatasync(fd);
+    else sys.fsync(fd);
+  }
+
+  // ------------------------------------------------------------ misc
+
+  statfs(_ctx: RequestContext, nodeid: number): StatFs {
+    const s = sys.fstatfs(this.store.fdOf(this.store.get(nodeid)));
+    return {
+      blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree,
+      bsize: s.bsize, namelen: s.namelen, frsize: s.frsize,
+    };
+  }
+
+  access(ctx: RequestContext, nodeid: number, mask: number): void {
+    const inode = this.store.get(nodeid);
+    const W_OK = 2;
+    if (this.options.readonly && (mask & W_OK) !== 0 && (inode.type === sys.S_IFREG || inode.type === sys.S_IFDIR || inode.type === sys.S_IFLNK)) {
+      throw erofs();
+    }
+    const fd = this.store.fdOf(inode);
+    // AT_EACCESS: check with the thread's fs ids, i.e. the caller's.
+    withFsCreds(ctx.uid, ctx.gid, () => sys.faccessat(fd, '', mask, sys.AT_EMPTY_PATH | sys.AT_EACCESS));
+  }
+
+  // ------------------------------------------------------------ xattrs
+  // An open handle's fd serves f*xattr directly (the kernel asks for
+  // security.capability on every write); otherwise the path variants on
+  // /proc/self/fd/N reach the held inode without opening it (special files
+  // included) and without following a symlink (the magic link lands on it).
+
+  private xattrTarget(nodeid: number): { fd: number; path: string | null } {
+    if (!this.options.xattr) throw new FsError(E.ENOSYS);
+    const inode = this.store.get(nodeid);
+    if (inode.openFds !== null && inode.openFds.length > 0) return { fd: inode.openFds[0], path: null };
+    return { fd: -1, path: sys.procFdPath(this.store.fdOf(inode)) };
+  }
+
+  private xattrName(name: Buffer): Buffer {
+    if (name.length === 0) throw new FsError(E.EINVAL);
+    if (name.length > NAME_MAX) throw new FsError(E.ERANGE);
+    return sys.cName(name, this.nameB);
+  }
+
+  setxattr(_ctx: RequestContext, nodeid: number, name: Buffer, value: Buffer, flags: number): void {
+    if (!this.options.xattr) throw new FsError(E.ENOSYS);
+    if (this.options.readonly) throw erofs();
+    const t = this.xattrTarget(nodeid);
+    const n = this.xattrName(name);
+    if (t.path === null) sys.fsetxattr(t.fd, n, value, flags);
+    else sys.setxattr(t.path, n, value, flags);
+  }
+
+  getxattr(_ctx: RequestContext, nodeid: number, name: Buffer): Buffer {
+    const t = this.xattrTarget(nodeid);
+    const n = this.xattrName(name);
+    return t.path === null ? sys.fgetxattr(t.fd, n) : sys.getxattr(t.path, n);
+  }
+
+  listxattr(_ctx: RequestContext, nodeid: number): Buffer {
+    const t = this.xattrTarget(nodeid);
+    return t.path === null ? sys.flistxattr(t.fd) : sys.listxattr(t.path);
+  }
+
+  removexattr(_ctx: RequestContext, nodeid: number, name: Buffer): void {
+    if (!this.options.xattr) throw new FsError(E.ENOSYS);
+    if (this.options.readonly) throw erofs();
+    const t = this.xattrTarget(nodeid);
+    const n = this.xattrName(name);
+    if (t.path === null) sys.fremovexattr(t.fd, n);
+    else sys.removexattr(t.path, n);
+  }
+}
+
+function dotEntry(ino: number, type: number): Entry {
+  return {
+    nodeid: 0,
+    generation: 0,
+    entry_valid: 0,
+    entry_valid_nsec: 0,
+    attr_valid: 0,
+    attr_valid_nsec: 0,
+    attr: {
+      ino, size: 0, blocks: 0, atime: 0, mtime: 0, ctime: 0, atimensec: 0, mtimensec: 0, ctimensec: 0,
+      mode: (type << 12) >>> 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0, flags: 0,
+    },
+  };
+}
