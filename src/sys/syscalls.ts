@@ -116,6 +116,7 @@ const c = {
   fchmod: libc.func('int fchmod(int fd, uint32_t mode)'),
   fchownat: libc.func('int fchownat(int dirfd, const char *path, uint32_t owner, uint32_t group, int flags)'),
   utimensat: libc.func('int utimensat(int dirfd, const char *path, const void *times, int flags)'),
+  futimens: libc.func('int futimens(int fd, const void *times)'),
   ftruncate: libc.func('int ftruncate(int fd, int64_t length)'),
   fallocate: libc.func('int fallocate(int fd, int mode, int64_t offset, int64_t len)'),
   lseek: libc.func('int64_t lseek(int fd, int64_t offset, int whence)'),
@@ -305,14 +306,22 @@ function putTime(off: number, t: TimeSpec): void {
 }
 
 /**
- * utimensat(2). path null means the fd itself (futimens; not on O_PATH fds:
- * use AT_EMPTY_PATH with path '' or a /proc/self/fd path for those).
+ * utimensat(2). For an O_PATH fd use its /proc/self/fd path (portable) or
+ * AT_EMPTY_PATH with path '' (Linux 5.8+).
  */
-export function utimensat(dirfd: number, path: PathArg | null, atime: TimeSpec, mtime: TimeSpec, flags: number): void {
+export function utimensat(dirfd: number, path: PathArg, atime: TimeSpec, mtime: TimeSpec, flags: number): void {
   putTime(0, atime);
   putTime(16, mtime);
   // SAFETY: timesScratch holds struct timespec[2] (32 bytes).
   if (c.utimensat(dirfd, path, timesScratch, flags) < 0) fail('utimensat');
+}
+
+/** futimens(3): times of an open (non-O_PATH) fd. */
+export function futimens(fd: number, atime: TimeSpec, mtime: TimeSpec): void {
+  putTime(0, atime);
+  putTime(16, mtime);
+  // SAFETY: timesScratch holds struct timespec[2] (32 bytes).
+  if (c.futimens(fd, timesScratch) < 0) fail('futimens');
 }
 
 // ---------------------------------------------------------------- file data

@@ -380,7 +380,7 @@ export class PassthroughFs implements FileSystem {
     if (setA || setM) {
       const at: sys.TimeSpec = !setA ? 'omit' : atimeNow ? 'now' : { sec: set.atime ?? 0, nsec: set.atimensec ?? 0 };
       const mt: sys.TimeSpec = !setM ? 'omit' : mtimeNow ? 'now' : { sec: set.mtime ?? 0, nsec: set.mtimensec ?? 0 };
-      if (hfd >= 0) sys.utimensat(hfd, null, at, mt, 0);
+      if (hfd >= 0) sys.futimens(hfd, at, mt);
       else sys.utimensat(sys.AT_FDCWD, sys.procFdPath(this.store.fdOf(inode)), at, mt, 0);
     }
     return hfd >= 0 ? this.attrReply(hfd) : this.attrReply(this.store.fdOf(inode));
