@@ -250,10 +250,9 @@ export class FuseServer {
       this.protoWarn(`dropped ${opcodeName(opcode)}: header len ${len} but ${n} bytes were received`);
       return null;
     }
-    const out = this.out;
     // Copy `unique` as raw bytes: no BigInt on the hot path.
-    out.writeUInt32LE(request.readUInt32LE(8), 8);
-    out.writeUInt32LE(request.readUInt32LE(12), 12);
+    this.out.writeUInt32LE(request.readUInt32LE(8), 8);
+    this.out.writeUInt32LE(request.readUInt32LE(12), 12);
 
     let r: number;
     try {
@@ -262,6 +261,7 @@ export class FuseServer {
       r = this.errorReply(err, opcode);
     }
     if (r === NO_REPLY) return null;
+    const out = this.out; // read after dispatch: a large READ may have grown it
     let total: number;
     if (r < 0) {
       total = OUT_HEADER_SIZE;
