@@ -1,0 +1,210 @@
+// Integration: the POSIX battery with the kernel as the FUSE client. The oracle
+// is the same battery on a native directory in the same run: every mount must
+// print the same lines, except for differences declared below, each with the
+// reason and the exact result the mount must then show. A declared difference
+// that no longer shows up fails the test too, so the list stays minimal.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import { join } from 'node:path';
+import { forceUnmount, makeTempDir, mountOurs, removeTempDir, requireFuse, type MountOursOptions } from '../support/mount-helpers.ts';
+import { compareBatteries, compileBattery, runBatteryOk, type AllowedDifference } from '../support/posix-battery.ts';
+
+const temps: string[] = [];
+const mounts: string[] = [];
+function temp(prefix: string): string {
+  const d = realpathSync(makeTempDir(prefix));
+  temps.push(d);
+  return d;
+}
+
+/**
+ * Everything about a tree that must not depend on the file system that
+ * produced it: names (as bytes), types, modes, owners, sizes, link counts of
+ * files, symlink targets and a content hash. No times, inode numbers or
+ * directory sizes.
+ */
+function manifest(root: string): string[] {
+  const out: string[] = [];
+  const walk = (rel: Buffer) => {
+    const abs = Buffer.concat([Buffer.from(root + '/'), rel]);
+    for (const name of (readdirSync(abs, { encoding: 'buffer' }) as Buffer[]).sort(Buffer.compare)) {
+      const r = rel.length ? Buffer.concat([rel, Buffer.from('/'), name]) : name;
+      const p = Buffer.concat([Buffer.from(root + '/'), r]);
+      const st = lstatSync(p);
+      let extra = '';
+      if (st.isFile()) extra = `size=${st.size} nlink=${st.nlink} sha=${createHash('sha1').update(readFileSync(p)).digest('hex')}`;
+      else if (st.isSymbolicLink()) extra = `-> ${(readlinkSync(p, { encoding: 'buffer' }) as Buffer).toString('hex')}`;
+      else if (st.isCharacterDevice() || st.isBlockDevice()) extra = `rdev=${st.rdev}`;
+      out.push(`${r.toString('hex')} mode=${st.mode.toString(8)} owner=${st.uid}:${st.gid} ${extra}`);
+      if (st.isDirectory()) walk(r);
+    }
+  };
+  walk(Buffer.alloc(0));
+  return out;
+}
+
+function diffManifests(a: string[], b: string[]): string {
+  const sa = new Set(a);
+  const sb = new Set(b);
+  const onlyA = a.filter((l) => !sb.has(l)).slice(0, 10);
+  const onlyB = b.filter((l) => !sa.has(l)).slice(0, 10);
+  return [...onlyA.map((l) => `native only: ${l}`), ...onlyB.map((l) => `host side only: ${l}`)].join('\n');
+}
+
+/*
+ * Declared differences of our mounts from a native ext4 directory.
+ *
+ * Passthrough over ext4 has none: every op reaches ext4 itself.
+ *
+ * memory, sparse.exact: where a hole starts is the file system's allocation
+ * granularity. ext4 allocates 4 KiB blocks, so after 4 KiB of data at offset
+ * 0 the first hole is at 4096; the memory backend stores 64 KiB chunks, so its
+ * first hole is at 65536. Both are right (SEEK_HOLE may report any offset up
+ * to the next real hole; data_mid, the start of the next written data, agrees),
+ * and the logical sparse.seek line, which must match, checks the bounds.
+ */
+const MEMORY_ALLOW: Record<string, AllowedDifference> = {
+  'sparse.exact': { reason: 'memory backend holes are 64 KiB chunks, ext4 blocks are 4 KiB', other: 'ok hole0=65536 data_mid=4194304' },
+};
+
+interface Case {
+  label: string;
+  mount: Omit<MountOursOptions, 'sharedDir'>;
+  allow?: Record<string, AllowedDifference>;
+  /** Compare the host-side tree the mount wrote with the native one. */
+  hostSide?: boolean;
+}
+
+const CASES: Case[] = [
+  { label: 'passthrough --cache never', mount: { fs: 'passthrough', cache: 'never', xattr: true }, hostSide: true },
+  { label: 'passthrough --cache auto', mount: { fs: 'passthrough', cache: 'auto', xattr: true }, hostSide: true },
+  { label: 'passthrough --cache always', mount: { fs: 'passthrough', cache: 'always', xattr: true }, hostSide: true },
+  { label: 'passthrough --writeback', mount: { fs: 'passthrough', cache: 'auto', xattr: true, writeback: true }, hostSide: true },
+  { label: 'memory', mount: { fs: 'memory', xattr: true }, allow: MEMORY_ALLOW },
+];
+
+describe('POSIX battery: native directory vs FUSE mounts (kernel as client)', { concurrency: false }, () => {
+  let native: string[];
+  let nativeTree: string[];
+  let nativeRo: string[];
+  let roSource: string;
+
+  before(async () => {
+    requireFuse();
+    await compileBattery();
+    const dir = temp('battery-native-');
+    native = await runBatteryOk(dir);
+    nativeTree = manifest(dir);
+    // The read-only oracle: a native read-only bind mount of a populated tree.
+    roSource = temp('battery-ro-src-');
+    await runBatteryOk(roSource, { mode: 'populate-readonly' });
+    const roNative = temp('battery-ro-native-');
+    for (const args of [['--bind', roSource, roNative], ['-o', 'remount,bind,ro', roNative]]) {
+      const m = spawnSync('mount', args, { encoding: 'utf8' });
+      assert.equal(m.status, 0, `mount ${args.join(' ')}: ${m.stderr}`);
+    }
+    mounts.push(roNative);
+    nativeRo = await runBatteryOk(roNative, { mode: 'expect-readonly' });
+    forceUnmount(roNative);
+  });
+
+  after(() => {
+    for (const m of mounts) forceUnmount(m);
+    for (const d of temps) removeTempDir(d);
+  });
+
+  for (const c of CASES) {
+    it(`${c.label}: same results as the native directory`, async () => {
+      const shared = temp('battery-shared-');
+      const m = await mountOurs({ sharedDir: shared, ...c.mount });
+      mounts.push(m.mountpoint);
+      let lines: string[];
+      try {
+        lines = await runBatteryOk(m.mountpoint);
+      } finally {
+        await m.stop();
+      }
+      const cmp = compareBatteries(native, lines, c.allow ?? {}, ['native', 'mount']);
+      assert.ok(cmp.equal, `${c.label} differs from the native directory:\n${cmp.diff}\n--- server output ---\n${m.output().slice(-3000)}`);
+      assert.deepEqual(cmp.allowedUnused, [], 'a declared difference no longer occurs: remove it from the allow list');
+      if (c.hostSide) {
+        // What went through the mount landed on the host exactly as natively.
+        const d = diffManifests(nativeTree, manifest(shared));
+        assert.equal(d, '', `host-side tree written through ${c.label} differs from the native tree:\n${d}`);
+      }
+    });
+  }
+
+  it('passthrough --readonly: EROFS exactly where a native read-only mount gives it', async () => {
+    const before = manifest(roSource);
+    const m = await mountOurs({ sharedDir: roSource, fs: 'passthrough', readonly: true, xattr: true });
+    mounts.push(m.mountpoint);
+    let lines: string[];
+    try {
+      lines = await runBatteryOk(m.mountpoint, { mode: 'expect-readonly' });
+    } finally {
+      await m.stop();
+    }
+    const cmp = compareBatteries(nativeRo, lines, {}, ['native-ro', 'mount']);
+    assert.ok(cmp.equal, cmp.diff);
+    assert.deepEqual(manifest(roSource), before, 'a read-only mount changed the shared directory');
+  });
+
+  /*
+   * The same battery through Debian's bindfs (libfuse's high-level API over a
+   * passthrough) shows that the comparison catches real FUSE bugs. bindfs 1.17
+   * differs from the kernel's native answers in exactly these checks, and in
+   * each case the native result is the right one.
+   */
+  it('bindfs (a mature C FUSE passthrough): the oracle catches its known gaps and nothing else', async () => {
+    const which = spawnSync('bindfs', ['--version'], { encoding: 'utf8' });
+    assert.equal(which.error, undefined, 'bindfs is not installed (apt-get install bindfs)');
+    const shared = temp('battery-bindfs-src-');
+    const mnt = temp('battery-bindfs-mnt-');
+    const r = spawnSync('bindfs', [shared, mnt], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `bindfs: ${r.stderr}`);
+    mounts.push(mnt);
+    let lines: string[];
+    try {
+      lines = await runBatteryOk(mnt);
+    } finally {
+      forceUnmount(mnt);
+    }
+    const noFallocate = 'bindfs implements no fallocate: libfuse answers ENOSYS and the kernel turns it into EOPNOTSUPP';
+    const cmp = compareBatteries(
+      native,
+      lines,
+      {
+        'fallocate.mode0': { reason: noFallocate, other: 'EOPNOTSUPP at=fallocate' },
+        'fallocate.keep_size': { reason: noFallocate, other: 'EOPNOTSUPP at=fallocate' },
+        'fallocate.punch_hole': { reason: noFallocate, other: 'EOPNOTSUPP at=punch' },
+        'fallocate.zero_range': { reason: noFallocate, other: 'EOPNOTSUPP at=zero_range' },
+        'sparse.exact': {
+          reason: 'no FUSE_LSEEK in bindfs: the kernel falls back to "all data", which the logical sparse.seek line accepts',
+          other: 'ok hole0=4198400 data_mid=1048576',
+        },
+        'rename.noreplace': {
+          reason: 'bindfs refuses every renameat2 flag with EINVAL (libfuse high-level rename with flags)',
+          other: /onto_new=EINVAL/,
+        },
+        'rename.exchange': { reason: 'same: RENAME_EXCHANGE refused', other: 'EINVAL at=exchange' },
+        'link.hard': {
+          reason:
+            'libfuse high-level gives each path its own node id, so the kernel caches a stale size for the other link: ' +
+            'reading "a" after writing 6 bytes through "b" returns the old 5 bytes. Native (and an inode-based server) is right.',
+          other: /a_after_write_b=secon /,
+        },
+        'attr.utimens': {
+          reason: 'bindfs drops UTIME_NOW when the other time is UTIME_OMIT; utimensat(2) says the NOW side must move',
+          other: /now_omit=a:same,m:same omit_now=a:same,m:same/,
+        },
+      },
+      ['native', 'bindfs'],
+    );
+    assert.ok(cmp.equal, `bindfs differs beyond its known gaps:\n${cmp.diff}`);
+    assert.deepEqual(cmp.allowedUnused, [], 'bindfs no longer shows a known gap: update the list');
+  });
+});
