@@ -12,7 +12,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findQemu, stderrProgress, type Progress } from './assets.ts';
-import { buildRunLayer, concatLayers, ensureBaseInitramfs, ensureFioLayer } from './initramfs.ts';
+import { buildRunLayer, concatLayers, ensureBaseInitramfs } from './initramfs.ts';
+import { ensureFioImage } from './tools.ts';
 
 /** How to start QEMU: a binary, or a loader command plus environment (e.g. a private newer QEMU). */
 export interface QemuCommand {
@@ -43,8 +44,10 @@ export interface GuestBootOptions {
   extraQemuArgs?: string[];
   /** `mount -o` options for the virtio-fs mount (e.g. "dax=always"). */
   mountOptions?: string;
-  /** Adds Debian's fio and its libraries (/usr/bin/fio) to the guest. */
+  /** Adds Debian's fio (/usr/bin/fio) and its libraries to the guest, on a read-only tools disk. */
   withFio?: boolean;
+  /** Extra files placed in the guest's initramfs before the command runs (e.g. a static test binary). */
+  files?: ReadonlyArray<{ path: string; data: Uint8Array; mode?: number }>;
   /** Receives the command's output as it arrives (not the boot log). */
   onOutput?: (chunk: Buffer) => void;
   /** One line per setup step (downloads, builds); default stderr. */
@@ -105,7 +108,7 @@ export interface BootSpec extends GuestBootOptions {
   interactive?: boolean;
 }
 
-export function qemuArgs(o: { kernel: string; initrd: string; socketPath: string; tag: string; memoryMiB: number; cpus: number; interactive: boolean; extraKernelArgs?: string; extraQemuArgs?: string[] }): string[] {
+export function qemuArgs(o: { kernel: string; initrd: string; socketPath: string; tag: string; memoryMiB: number; cpus: number; interactive: boolean; toolsImage?: string; extraKernelArgs?: string; extraQemuArgs?: string[] }): string[] {
   const append = ['console=ttyS0', 'quiet', 'panic=-1', o.extraKernelArgs ?? ''].filter(Boolean).join(' ');
   return [
     '-accel', 'tcg,thread=multi',
@@ -125,6 +128,9 @@ export function qemuArgs(o: { kernel: string; initrd: string; socketPath: string
     // vhost-user needs guest RAM the daemon can map: a shared memfd.
     '-object', `memory-backend-memfd,id=mem,size=${o.memoryMiB}M,share=on`,
     '-numa', 'node,memdev=mem',
+    ...(o.toolsImage
+      ? ['-drive', `file=${o.toolsImage},if=none,id=vftools,format=raw,readonly=on`, '-device', 'virtio-blk-pci,drive=vftools']
+      : []),
     ...(o.extraQemuArgs ?? []),
   ];
 }
@@ -148,7 +154,7 @@ export async function bootGuest(spec: BootSpec): Promise<GuestResult> {
   const qemu: QemuCommand = spec.qemu ?? { file: spec.qemuBinary ?? findQemu() };
   const base = ensureBaseInitramfs({ progress });
   const layers: Uint8Array[] = [readFileSync(base.path)];
-  if (spec.withFio) layers.push(readFileSync(ensureFioLayer(progress)));
+  const toolsImage = spec.withFio ? ensureFioImage(progress) : undefined;
   const nonce = randomBytes(8).toString('hex');
   layers.push(
     buildRunLayer({
@@ -160,6 +166,8 @@ export async function bootGuest(spec: BootSpec): Promise<GuestResult> {
       cwd: spec.cwd,
       script: spec.script,
       interactive: spec.interactive,
+      tools: toolsImage !== undefined,
+      files: spec.files,
       term: spec.interactive ? process.env.TERM : undefined,
       ttySize: spec.interactive && process.stdout.isTTY ? { rows: process.stdout.rows, cols: process.stdout.columns } : undefined,
     }),
@@ -172,7 +180,7 @@ export async function bootGuest(spec: BootSpec): Promise<GuestResult> {
     writeFileSync(initrd, concatLayers(layers));
     const args = [
       ...(qemu.prefixArgs ?? []),
-      ...qemuArgs({ kernel: base.kernel.vmlinuz, initrd, socketPath: spec.socketPath, tag, memoryMiB, cpus, interactive: spec.interactive ?? false, extraKernelArgs: spec.extraKernelArgs, extraQemuArgs: spec.extraQemuArgs }),
+      ...qemuArgs({ kernel: base.kernel.vmlinuz, initrd, socketPath: spec.socketPath, tag, memoryMiB, cpus, interactive: spec.interactive ?? false, toolsImage, extraKernelArgs: spec.extraKernelArgs, extraQemuArgs: spec.extraQemuArgs }),
     ];
     return await supervise(qemu, args, nonce, timeoutMs, spec);
   } finally {
