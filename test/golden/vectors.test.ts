@@ -236,11 +236,11 @@ const INIT_745 = request(Opcode.INIT, UNIQUE, 0, bytes(
 test('server: INIT from a 7.45 kernel is answered with 7.38, exactly these bytes', () => {
   const server = new FuseServer(fixtureFs(), { mapAlignmentLog2: 21 });
   const got = server.handle(INIT_745);
-  // Enabled = offered & (ASYNC_READ | BIG_WRITES | AUTO_INVAL_DATA | ASYNC_DIO |
-  // PARALLEL_DIROPS | MAX_PAGES | INIT_EXT): the fixture has no readdirplus,
+  // Enabled = offered & (ASYNC_READ | BIG_WRITES | ASYNC_DIO | PARALLEL_DIROPS |
+  // MAX_PAGES | INIT_EXT): the fixture has no readdirplus and no init(),
   // flags2 bits are never enabled by default, and /dev/fuse does not offer
   // MAP_ALIGNMENT, so map_alignment stays 0 although the server has one.
-  const flags = 0x1 | 0x20 | 0x1000 | 0x8000 | 0x40000 | 0x400000 | 0x40000000;
+  const flags = 0x1 | 0x20 | 0x8000 | 0x40000 | 0x400000 | 0x40000000;
   assert.deepEqual(got, reply(0, UNIQUE, bytes(
     u32(7), u32(38), u32(0x20000), u32(flags),
     u16(0), u16(0), u32(0x100000), u32(1), u16(256), u16(0), u32(0), zeros(28),
@@ -250,7 +250,7 @@ test('server: INIT from a 7.45 kernel is answered with 7.38, exactly these bytes
 test('server: a virtio-fs INIT offering MAP_ALIGNMENT gets map_alignment', () => {
   const server = new FuseServer(fixtureFs(), { mapAlignmentLog2: 21 });
   const offer = request(Opcode.INIT, 1, 0, bytes(u32(7), u32(38), u32(0), u32(0x77fffffb), u32(0), zeros(44)));
-  const flags = 0x1 | 0x20 | 0x1000 | 0x8000 | 0x40000 | 0x400000 | 0x40000000 | 0x4000000;
+  const flags = 0x1 | 0x20 | 0x8000 | 0x40000 | 0x400000 | 0x40000000 | 0x4000000;
   assert.deepEqual(server.handle(offer), reply(0, 1, bytes(
     u32(7), u32(38), u32(0), u32(flags),
     u16(0), u16(0), u32(0x100000), u32(1), u16(256), u16(21), u32(0), zeros(28),
