@@ -481,9 +481,25 @@ export class PassthroughFs implements FileSystem {
     if (this.options.readonly) throw erofs();
     const pfd = this.dirFd(parent);
     const cn = this.cname(name, this.nameA);
-    // O_NOFOLLOW: an existing symlink at the name is never followed on the host.
-    const hostFlags = this.hostOpenFlags(flags) | sys.O_CREAT | sys.O_NOFOLLOW | (flags & sys.O_EXCL);
-    const fd = withFsCreds(ctx.uid, ctx.gid, () => sys.openat(pfd, cn, hostFlags, mode & 0o7777));
+    // Always O_EXCL on the host: an existing name (a FIFO, a device node, a
+    // symlink) must never be opened by O_CREAT. If it exists and the client did
+    // not ask for O_EXCL, open the existing inode the safe way instead.
+    const hostFlags = this.hostOpenFlags(flags) | sys.O_CREAT | sys.O_EXCL | sys.O_NOFOLLOW;
+    let fd: number;
+    try {
+      fd = withFsCreds(ctx.uid, ctx.gid, () => sys.openat(pfd, cn, hostFlags, mode & 0o7777));
+    } catch (err) {
+      if (errnoOf(err) !== E.EEXIST || (flags & sys.O_EXCL) !== 0) throw err;
+      const inode = this.lookupAt(pfd, cn);
+      try {
+        if (inode.type === sys.S_IFDIR) throw new FsError(E.EISDIR);
+        const opened = this.open(ctx, inode.nodeid, flags);
+        return { entry: this.entryOf(inode), open: opened };
+      } catch (e) {
+        this.unlookup(inode);
+        throw e;
+      }
+    }
     let inode: Inode;
     try {
       // The O_PATH hold comes from the open file itself, not from the name again.
