@@ -15,6 +15,7 @@ export interface CommandModule {
 /** Add a command: one line here plus a module in commands/. */
 export const commands: Record<string, () => Promise<CommandModule>> = {
   mount: () => import('./commands/mount.ts'),
+  serve: () => import('./commands/serve.ts'),
   demo: () => import('./commands/demo.ts'),
   run: () => import('./commands/run.ts'),
 };

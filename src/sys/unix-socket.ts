@@ -216,3 +216,24 @@ export function closeSocket(fd: number): void {
 export function unlinkPath(path: string): void {
   unlinkFn(path);
 }
+
+/** A libuv watch on an fd's readability (the event loop stays free). */
+export interface FdWatch {
+  stop(): void;
+  start(): void;
+  close(): void;
+}
+
+/**
+ * Calls `onEvent` from the event loop whenever `fd` is readable (or hung up).
+ * Uses koffi.node.poll, i.e. a uv_poll_t: the fd should be non-blocking.
+ */
+export function watchReadable(fd: number, onEvent: (ev: { readable: boolean; disconnect: boolean }) => void): FdWatch {
+  const cb = (ev: { readable: boolean; writable: boolean; disconnect: boolean }) => onEvent(ev);
+  const h = koffi.node.poll(fd, { readable: true, writable: false, disconnect: true }, cb);
+  return {
+    stop: () => h.stop(),
+    start: () => h.start({ readable: true, writable: false, disconnect: true }, cb),
+    close: () => h.close(),
+  };
+}

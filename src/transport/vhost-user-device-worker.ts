@@ -1,0 +1,375 @@
+// Layer: transport (data plane of the vhost-user-fs device). Runs on ONE
+// worker thread that owns the FileSystem, the FuseServer, guest memory
+// mappings and every virtqueue (hiprio included). It sleeps in epoll_wait on
+// all kick eventfds plus a control eventfd, drains each kicked queue in a
+// batch, and signals the call eventfd when the ring's notification rules say
+// so. Imports virtio/, fuse/server.ts, fs/create.ts, sys/ (mmap, eventfd,
+// epoll, unix-socket for fcntl).
+//
+// Control messages (memory tables, ring setup) arrive on a MessagePort that is
+// read synchronously (receiveMessageOnPort) when the control eventfd fires,
+// between batches: no request is in flight while memory or a ring changes.
+import { receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { constants } from 'node:os';
+import { FuseServer } from '../fuse/server.ts';
+import { createFileSystem } from '../fs/create.ts';
+import { Chain } from '../virtio/chain.ts';
+import { DeviceQueue } from '../virtio/device-queue.ts';
+import { QueueError } from '../virtio/errors.ts';
+import { GuestMemory, type RegionSpec } from '../virtio/memory.ts';
+import { mapFd, unmap, type Mapping } from '../sys/mmap.ts';
+import { closeFd, eventfdDrain, eventfdSignal } from '../sys/eventfd.ts';
+import { Epoll } from '../sys/epoll.ts';
+import { setNonBlocking } from '../sys/unix-socket.ts';
+import { LOG_LEVELS, type FromWorker, type LogLevel, type RegionMsg, type ToWorker, type VhostWorkerData } from './vhost-user-device-protocol.ts';
+
+const data = (workerData as { data: VhostWorkerData }).data;
+const port = data.port;
+const post = (m: FromWorker) => port.postMessage(m);
+const threshold = LOG_LEVELS.indexOf(data.logLevel);
+function log(level: LogLevel, msg: string): void {
+  if (LOG_LEVELS.indexOf(level) <= threshold) post({ t: 'log', level, msg });
+}
+
+const CONTROL_TOKEN = 0xffff_ffff;
+const FUSE_IN_HEADER_SIZE = 40;
+const FUSE_OUT_HEADER_SIZE = 16;
+/** Interrupt the driver at least this often inside a long batch. */
+const NOTIFY_EVERY = 64;
+const PAGE = 4096;
+const EIO = constants.errno.EIO;
+
+interface Vring {
+  dq: DeviceQueue;
+  kickFd: number;
+  callFd: number;
+  errFd: number;
+  enabled: boolean;
+  /** Started by SET_VRING_KICK, stopped by GET_VRING_BASE / reset. */
+  started: boolean;
+  /** A fatal QueueError (hostile ring) stopped it until the frontend sets it up again. */
+  broken: boolean;
+  complaints: number;
+}
+
+interface MappedRegion {
+  spec: RegionSpec;
+  mapping: Mapping;
+}
+
+class DataPlane {
+  private readonly epoll = new Epoll(64);
+  private readonly vrings: Vring[] = [];
+  private regions: MappedRegion[] = [];
+  private mem: GuestMemory | null = null;
+  private eventIdx = false;
+  private indirect = false;
+  private readonly chain = new Chain(256);
+  private readonly reqBuf: Buffer;
+  private readonly errReply = Buffer.alloc(FUSE_OUT_HEADER_SIZE);
+  private exiting = false;
+  requests = 0;
+
+  constructor(private readonly server: FuseServer) {
+    this.reqBuf = Buffer.alloc(server.requestBufferSize);
+    for (let i = 0; i < data.numQueues; i++) {
+      this.vrings.push({ dq: new DeviceQueue(), kickFd: -1, callFd: -1, errFd: -1, enabled: false, started: false, broken: false, complaints: 0 });
+    }
+    this.epoll.add(data.controlFd, CONTROL_TOKEN);
+  }
+
+  run(): void {
+    const ep = this.epoll;
+    while (!this.exiting) {
+      const n = ep.wait(-1);
+      for (let i = 0; i < n; i++) {
+        const token = ep.tokens[i];
+        if (token === CONTROL_TOKEN) {
+          eventfdDrain(data.controlFd);
+          this.drainControl();
+        } else {
+          const v = this.vrings[token];
+          if (v === undefined || v.kickFd < 0) continue;
+          eventfdDrain(v.kickFd);
+          this.processQueue(token);
+        }
+      }
+    }
+    this.shutdown();
+  }
+
+  private complain(index: number, msg: string): void {
+    const v = this.vrings[index];
+    v.complaints++;
+    // A hostile driver must not flood the log: the first few, then every 1000th.
+    if (v.complaints <= 10 || v.complaints % 1000 === 0) log('warn', `queue ${index}: ${msg}${v.complaints > 10 ? ` (${v.complaints} so far)` : ''}`);
+  }
+
+  private processQueue(index: number): void {
+    const v = this.vrings[index];
+    const mem = this.mem;
+    if (!v.started || !v.enabled || v.broken || mem === null) return;
+    const dq = v.dq;
+    const chain = this.chain;
+    let unsignalled = 0;
+    try {
+      for (;;) {
+        dq.disableNotification(mem);
+        for (;;) {
+          let got: boolean;
+          try {
+            got = dq.pop(mem, chain);
+          } catch (err) {
+            if (!(err instanceof QueueError) || err.fatal) throw err;
+            this.complain(index, `refused a chain: ${err.message}`);
+            // The head was consumed: give it back empty so the driver can reuse it.
+            if (err.code !== 'INVALID_HEAD') {
+              dq.pushUsed(mem, chain.head, 0);
+              unsignalled++;
+            }
+            continue;
+          }
+          if (!got) break;
+          dq.pushUsed(mem, chain.head, this.serveChain(index, mem, chain));
+          if (++unsignalled >= NOTIFY_EVERY) {
+            if (dq.needsNotify(mem)) this.signal(v);
+            unsignalled = 0;
+          }
+        }
+        // Ordered re-check (see DeviceQueue.enableNotification): loop if buffers slipped in.
+        if (!dq.enableNotification(mem)) break;
+      }
+    } catch (err) {
+      if (err instanceof QueueError) {
+        v.broken = true;
+        log('error', `queue ${index} stopped: ${err.message}`);
+      } else {
+        log('error', `queue ${index}: ${(err as Error).stack ?? err}`);
+      }
+    }
+    if (unsignalled > 0 && dq.needsNotify(mem)) this.signal(v);
+  }
+
+  private signal(v: Vring): void {
+    if (v.callFd >= 0) eventfdSignal(v.callFd);
+  }
+
+  /** Run one request; returns the bytes written into the chain's writable part. */
+  private serveChain(index: number, mem: GuestMemory, chain: Chain): number {
+    if (chain.readableBytes < FUSE_IN_HEADER_SIZE) {
+      this.complain(index, `chain ${chain.head}: ${chain.readableBytes} readable bytes, too short for a FUSE request header`);
+      return 0;
+    }
+    if (chain.readableBytes > this.reqBuf.length) {
+      chain.gather(mem, this.reqBuf.subarray(0, FUSE_IN_HEADER_SIZE));
+      this.complain(index, `chain ${chain.head}: a ${chain.readableBytes}-byte request is larger than our ${this.reqBuf.length}-byte limit`);
+      return this.errorReply(mem, chain, EIO);
+    }
+    const n = chain.gather(mem, this.reqBuf);
+    this.requests++;
+    let reply: Buffer | null;
+    try {
+      reply = this.server.handle(this.reqBuf.subarray(0, n));
+    } catch (err) {
+      log('error', `FUSE server failed: ${(err as Error).stack ?? err}`);
+      return this.errorReply(mem, chain, EIO);
+    }
+    if (reply === null) return 0;
+    if (reply.length > chain.writableBytes) {
+      this.complain(index, `chain ${chain.head}: a ${reply.length}-byte reply does not fit ${chain.writableBytes} writable bytes`);
+      return this.errorReply(mem, chain, EIO);
+    }
+    return chain.scatter(mem, reply, reply.length);
+  }
+
+  /** fuse_out_header {len 16, error -errno, unique from the request in reqBuf}, if it fits. */
+  private errorReply(mem: GuestMemory, chain: Chain, errno: number): number {
+    if (chain.writableBytes < FUSE_OUT_HEADER_SIZE) return 0;
+    const b = this.errReply;
+    b.writeUInt32LE(FUSE_OUT_HEADER_SIZE, 0);
+    b.writeInt32LE(-errno, 4);
+    this.reqBuf.copy(b, 8, 8, 16); // unique
+    return chain.scatter(mem, b, FUSE_OUT_HEADER_SIZE);
+  }
+
+  private drainControl(): void {
+    for (;;) {
+      const m = receiveMessageOnPort(port);
+      if (m === undefined) return;
+      const msg = m.message as ToWorker;
+      try {
+        const value = this.control(msg);
+        post({ t: 'ack', id: msg.id, ...(value !== undefined ? { value } : {}) });
+      } catch (err) {
+        post({ t: 'ack', id: msg.id, error: (err as Error).message });
+      }
+    }
+  }
+
+  private vring(index: number): Vring {
+    const v = this.vrings[index];
+    if (v === undefined) throw new Error(`vring ${index} does not exist`);
+    return v;
+  }
+
+  private setFd(v: Vring, which: 'kickFd' | 'callFd' | 'errFd', fd: number, token: number): void {
+    const old = v[which];
+    if (old >= 0) {
+      if (which === 'kickFd') this.epoll.remove(old);
+      closeFd(old);
+    }
+    v[which] = fd;
+    if (fd >= 0) {
+      // A blocking eventfd would stall the whole data plane on an empty read.
+      setNonBlocking(fd, true);
+      if (which === 'kickFd') this.epoll.add(fd, token);
+    }
+  }
+
+  private control(m: ToWorker): number | undefined {
+    switch (m.t) {
+      case 'mem': {
+        const mapped = m.regions.map((r) => this.mapRegion(r));
+        this.swapMemory(mapped, this.regions);
+        return undefined;
+      }
+      case 'add-region': {
+        const r = this.mapRegion(m.region);
+        this.swapMemory([...this.regions, r], []);
+        return undefined;
+      }
+      case 'remove-region': {
+        const i = this.regions.findIndex((r) => r.spec.guestPhysAddr === m.gpa && r.spec.size === m.size);
+        if (i < 0) throw new Error(`no region at guest address 0x${m.gpa.toString(16)} of ${m.size} bytes`);
+        const gone = this.regions[i];
+        this.swapMemory(this.regions.filter((_, k) => k !== i), [gone]);
+        return undefined;
+      }
+      case 'features':
+        this.eventIdx = m.eventIdx;
+        this.indirect = m.indirect;
+        for (const v of this.vrings) {
+          v.dq.eventIdx = m.eventIdx;
+          v.dq.indirect = m.indirect;
+        }
+        return undefined;
+      case 'num':
+        this.vring(m.index).dq.setSize(m.num);
+        return undefined;
+      case 'addr': {
+        const v = this.vring(m.index);
+        v.dq.setAddresses({ desc: m.desc, avail: m.avail, used: m.used });
+        v.broken = false;
+        return undefined;
+      }
+      case 'base':
+        this.vring(m.index).dq.setBase(m.base);
+        return undefined;
+      case 'get-base': {
+        const v = this.vring(m.index);
+        v.started = false;
+        this.setFd(v, 'kickFd', -1, m.index);
+        return v.dq.lastAvailIdx;
+      }
+      case 'kick': {
+        const v = this.vring(m.index);
+        this.setFd(v, 'kickFd', m.fd, m.index);
+        v.started = true;
+        v.broken = false;
+        v.dq.eventIdx = this.eventIdx;
+        v.dq.indirect = this.indirect;
+        // Buffers may already be waiting (a restart): look without a kick.
+        this.processQueue(m.index);
+        return undefined;
+      }
+      case 'call':
+        this.setFd(this.vring(m.index), 'callFd', m.fd, m.index);
+        return undefined;
+      case 'err':
+        this.setFd(this.vring(m.index), 'errFd', m.fd, m.index);
+        return undefined;
+      case 'enable': {
+        const v = this.vring(m.index);
+        v.enabled = m.enabled;
+        if (m.enabled) this.processQueue(m.index);
+        return undefined;
+      }
+      case 'reset':
+        this.resetRings();
+        this.swapMemory([], this.regions);
+        return undefined;
+      case 'exit':
+        this.exiting = true;
+        return undefined;
+    }
+  }
+
+  private resetRings(): void {
+    this.vrings.forEach((v, i) => {
+      this.setFd(v, 'kickFd', -1, i);
+      this.setFd(v, 'callFd', -1, i);
+      this.setFd(v, 'errFd', -1, i);
+      v.started = false;
+      v.enabled = false;
+      v.broken = false;
+      v.dq = new DeviceQueue();
+    });
+    this.eventIdx = false;
+    this.indirect = false;
+  }
+
+  /** Map one region's fd (then close the fd: the mapping keeps the file). */
+  private mapRegion(r: RegionMsg): MappedRegion {
+    try {
+      if (r.size <= 0 || !Number.isSafeInteger(r.size)) throw new Error(`region of ${r.size} bytes`);
+      // mmap needs a page-aligned file offset: map from the page below and skip the difference.
+      const skew = r.mmapOffset % PAGE;
+      const mapping = mapFd(r.fd, r.size + skew, r.mmapOffset - skew);
+      return { mapping, spec: { guestPhysAddr: r.gpa, userAddr: r.uva, size: r.size, buffer: mapping.buffer, bufferOffset: skew } };
+    } finally {
+      closeFd(r.fd);
+    }
+  }
+
+  /** Install a new region table, then unmap the regions that left it. */
+  private swapMemory(next: MappedRegion[], gone: MappedRegion[]): void {
+    let mem: GuestMemory | null;
+    try {
+      mem = next.length > 0 ? new GuestMemory(next.map((r) => r.spec)) : null;
+    } catch (err) {
+      // Keep the old table; drop only what we just mapped.
+      for (const r of next) if (!this.regions.includes(r)) unmap(r.mapping);
+      throw err;
+    }
+    this.mem = mem;
+    this.regions = next;
+    for (const r of gone) if (!next.includes(r)) unmap(r.mapping);
+    if (mem !== null) log('info', `guest memory: ${next.map((r) => `0x${r.spec.guestPhysAddr.toString(16)}+0x${r.spec.size.toString(16)}`).join(', ')}`);
+  }
+
+  private shutdown(): void {
+    this.resetRings();
+    this.swapMemory([], this.regions);
+    this.epoll.close();
+  }
+}
+
+try {
+  const fs = await createFileSystem(data.backend);
+  const server = new FuseServer(fs, {
+    ...(data.maxWrite !== undefined ? { maxWrite: data.maxWrite } : {}),
+    log: (level, msg) => log(level, msg),
+  });
+  const plane = new DataPlane(server);
+  post({ t: 'ready' });
+  plane.run();
+  try {
+    fs.destroy?.();
+  } catch (err) {
+    log('warn', `backend destroy failed: ${(err as Error).message}`);
+  }
+  post({ t: 'stopped', requests: plane.requests });
+} catch (err) {
+  post({ t: 'fatal', message: (err as Error).message, stack: (err as Error).stack });
+}
+port.close();
