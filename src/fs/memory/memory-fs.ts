@@ -693,8 +693,9 @@ export class MemoryFs implements FileSystem {
     const key = nameKey(name);
     if (target.length === 0) throw enoent();
     if (target.length >= PATH_MAX) throw enametoolong();
+    this.checkPerm(ctx, dir, X_OK);
+    if (dir.dir.entries.has(key)) throw eexist(); // before the write check, as filename_create() does
     this.mayCreate(ctx, dir);
-    if (dir.dir.entries.has(key)) throw eexist();
     const node = this.newNode(ctx, dir, S_IFLNK, 0o777);
     node.target = Buffer.from(target);
     this.addEntry(dir, key, name, node);
@@ -722,8 +723,9 @@ export class MemoryFs implements FileSystem {
     }
     const dir = this.dirNode(parent);
     const key = nameKey(name);
+    this.checkPerm(ctx, dir, X_OK);
+    if (dir.dir.entries.has(key)) throw eexist(); // before the write check, as filename_create() does
     this.mayCreate(ctx, dir);
-    if (dir.dir.entries.has(key)) throw eexist();
     const node = this.newNode(ctx, dir, type, mode & ~umask);
     if (type === S_IFREG) node.data = new FileData(this.space);
     if (type === S_IFCHR || type === S_IFBLK) node.rdev = rdev >>> 0;
@@ -736,9 +738,11 @@ export class MemoryFs implements FileSystem {
     this.mutable();
     const dir = this.dirNode(parent);
     const key = nameKey(name);
+    this.checkPerm(ctx, dir, X_OK);
+    if (dir.dir.entries.has(key)) throw eexist(); // before the write check, as filename_create() does
     this.mayCreate(ctx, dir);
-    if (dir.dir.entries.has(key)) throw eexist();
-    const node = this.newNode(ctx, dir, S_IFDIR, mode & ~umask & 0o7777);
+    // mkdir(2) takes only rwx and sticky from mode; setgid comes from the parent.
+    const node = this.newNode(ctx, dir, S_IFDIR, mode & ~umask & (0o777 | S_ISVTX));
     this.linkNewDir(dir, key, name, node);
     touch(dir, TOUCH_M | TOUCH_C);
     return this.lookedUp(node);
@@ -854,9 +858,11 @@ export class MemoryFs implements FileSystem {
     const node = this.node(nodeid);
     const dir = this.dirNode(newparent);
     const key = nameKey(newname);
-    if (node.dir) throw eperm();
-    this.mayCreate(ctx, dir);
+    // filename_create() finds an existing name before vfs_link() looks at the source.
+    this.checkPerm(ctx, dir, X_OK);
     if (dir.dir.entries.has(key)) throw eexist();
+    this.mayCreate(ctx, dir);
+    if (node.dir) throw eperm();
     if (node.nlink === 0) throw enoent(); // an unlinked-but-open file cannot come back
     this.addEntry(dir, key, newname, node);
     node.nlink++;
