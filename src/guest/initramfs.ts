@@ -33,10 +33,14 @@ mount -t devtmpfs devtmpfs /dev
 . /vft/run.conf
 mark() { printf '\\n@@vft:%s:%s@@\\n' "$VFT_NONCE" "$*"; }
 die() { mark "ERROR $*"; poweroff -f; sleep 60; }
+# Boot tracing (VFT_TRACE=1): guest uptime at each step, into the boot log.
+step() { [ "$VFT_TRACE" = 1 ] && read -r up _ < /proc/uptime && echo "@@vft-trace $up $*"; }
+step init
 [ -n "$VFT_NONCE" ] || die "no per-run layer (/vft/run.conf)"
 while read -r m; do
   insmod "/lib/modules/$m.ko" || die "insmod $m failed"
 done < /vft/modules.order
+step modules loaded
 if [ "$VFT_TOOLS" = 1 ]; then
   while read -r m; do
     insmod "/lib/modules/$m.ko" || die "insmod $m failed"
@@ -47,6 +51,7 @@ if [ "$VFT_TOOLS" = 1 ]; then
   # every file into place, in one process (forks are slow under TCG).
   cp -rs /tools/. / 2>/dev/null
 fi
+step tools
 mkdir -p "$VFT_MOUNTPOINT"
 if [ -n "$VFT_MOUNT_OPTS" ]; then
   mount -t virtiofs -o "$VFT_MOUNT_OPTS" "$VFT_TAG" "$VFT_MOUNTPOINT" || die "mount -t virtiofs -o $VFT_MOUNT_OPTS $VFT_TAG failed"
@@ -61,6 +66,7 @@ if [ "$VFT_MODE" = root ]; then
     [ -d "$VFT_MOUNTPOINT/$d" ] && mount -o bind "/$d" "$VFT_MOUNTPOINT/$d"
   done
 fi
+step mounted
 cd "$VFT_CWD" || die "cd $VFT_CWD failed"
 [ -n "$VFT_TERM" ] && export TERM="$VFT_TERM"
 if [ "$VFT_INTERACTIVE" = 1 ]; then
@@ -142,6 +148,8 @@ export interface RunLayerOptions {
   script: string;
   interactive?: boolean;
   term?: string;
+  /** Print "@@vft-trace <uptime> <step>" lines into the boot log. */
+  trace?: boolean;
   /** A tools disk (tools.ts) is attached as /dev/vda. */
   tools?: boolean;
   /** Extra files for the guest, e.g. a static test program: absolute guest path -> contents. */
@@ -168,6 +176,7 @@ export function buildRunLayer(o: RunLayerOptions): Buffer {
     `VFT_CWD=${shQuote(o.cwd)}`,
     `VFT_INTERACTIVE=${o.interactive ? 1 : 0}`,
     `VFT_TOOLS=${o.tools ? 1 : 0}`,
+    `VFT_TRACE=${o.trace ? 1 : 0}`,
     `VFT_TERM=${shQuote(o.term ?? '')}`,
     `VFT_STTY=${o.ttySize ? `'rows ${Math.trunc(o.ttySize.rows)} cols ${Math.trunc(o.ttySize.cols)}'` : "''"}`,
     '',

@@ -46,6 +46,8 @@ export interface GuestBootOptions {
   mountOptions?: string;
   /** Adds Debian's fio (/usr/bin/fio) and its libraries to the guest, on a read-only tools disk. */
   withFio?: boolean;
+  /** Log guest uptime at each /init step into bootLog ("@@vft-trace <s> <step>"). */
+  traceBoot?: boolean;
   /** Extra files placed in the guest's initramfs before the command runs (e.g. a static test binary). */
   files?: ReadonlyArray<{ path: string; data: Uint8Array; mode?: number }>;
   /** Receives the command's output as it arrives (not the boot log). */
@@ -167,6 +169,7 @@ export async function bootGuest(spec: BootSpec): Promise<GuestResult> {
       script: spec.script,
       interactive: spec.interactive,
       tools: toolsImage !== undefined,
+      trace: spec.traceBoot,
       files: spec.files,
       term: spec.interactive ? process.env.TERM : undefined,
       ttySize: spec.interactive && process.stdout.isTTY ? { rows: process.stdout.rows, cols: process.stdout.columns } : undefined,
