@@ -160,17 +160,22 @@ const mountIdScratch = Buffer.alloc(4);
 // ---------------------------------------------------------------- names
 
 /**
- * Copies raw name bytes into `scratch` followed by a NUL and returns the view
- * to pass as a path. The caller owns `scratch` (>= name.length + 1 bytes) and
- * must not reuse it until the call that takes the name has returned.
+ * Copies raw name bytes into `scratch` followed by a NUL and returns `scratch`
+ * itself to pass as a path (the NUL ends the string; no view is built, views
+ * cost more than the copy). The caller owns `scratch` (>= name.length + 1
+ * bytes) and must not reuse it until the call that takes the name returned.
  * Throws EINVAL for a name holding a NUL byte (it would be cut short).
  */
-export function cName(name: Buffer, scratch: Buffer): Buffer {
-  if (name.length + 1 > scratch.length) throw new SysError(constantsErrno.ENAMETOOLONG, 'name');
-  if (name.indexOf(0) !== -1) throw new SysError(constantsErrno.EINVAL, 'name');
-  name.copy(scratch, 0);
-  scratch[name.length] = 0;
-  return scratch.subarray(0, name.length + 1);
+export function cName(name: Uint8Array, scratch: Buffer): Buffer {
+  const n = name.length;
+  if (n + 1 > scratch.length) throw new SysError(constantsErrno.ENAMETOOLONG, 'name');
+  for (let i = 0; i < n; i++) {
+    const c = name[i];
+    if (c === 0) throw new SysError(constantsErrno.EINVAL, 'name');
+    scratch[i] = c;
+  }
+  scratch[n] = 0;
+  return scratch;
 }
 
 // ---------------------------------------------------------------- fds

@@ -247,11 +247,22 @@ export class PassthroughFs implements FileSystem {
     return { attr_valid: this.timeout, attr_valid_nsec: 0, attr: this.attrOf(decodeStatx(this.sb)) };
   }
 
-  /** Validates a name from the client and copies it NUL-terminated into `scratch`. */
+  /**
+   * Validates a name from the client (not empty, not '.' or '..', no '/' or
+   * NUL, at most NAME_MAX bytes) and copies it NUL-terminated into `scratch`,
+   * which is returned to pass as the path. One pass, no allocation.
+   */
   private cname(name: Buffer, scratch: Buffer): Buffer {
-    if (name.length === 0 || isDotOrDotDot(name) || name.indexOf(SLASH) !== -1) throw new FsError(E.EINVAL, 'bad name');
-    if (name.length > NAME_MAX) throw new FsError(E.ENAMETOOLONG);
-    return sys.cName(name, scratch);
+    const n = name.length;
+    if (n === 0 || isDotOrDotDot(name)) throw new FsError(E.EINVAL, 'bad name');
+    if (n > NAME_MAX) throw new FsError(E.ENAMETOOLONG);
+    for (let i = 0; i < n; i++) {
+      const c = name[i];
+      if (c === SLASH || c === 0) throw new FsError(E.EINVAL, 'bad name');
+      scratch[i] = c;
+    }
+    scratch[n] = 0;
+    return scratch;
   }
 
   private dirFd(nodeid: number): number {
@@ -315,7 +326,8 @@ export class PassthroughFs implements FileSystem {
   // ------------------------------------------------------------ names
 
   lookup(_ctx: RequestContext, parent: number, name: Buffer): Entry {
-    if (name.length === 0 || isDotOrDotDot(name) || name.indexOf(SLASH) !== -1) throw new FsError(E.ENOENT);
+    // '..' (even at the root) and '.' are never resolved on the host: ENOENT.
+    if (name.length === 0 || isDotOrDotDot(name)) throw new FsError(E.ENOENT);
     const pfd = this.dirFd(parent);
     const inode = this.lookupAt(pfd, this.cname(name, this.nameA));
     return this.entryOf(inode);

@@ -171,7 +171,11 @@ describe('names', () => {
   test('cName copies raw bytes with a NUL and refuses embedded NULs', () => {
     const scratch = Buffer.alloc(8);
     const c = sys.cName(Buffer.from('abc'), scratch);
-    assert.deepEqual([...c], [0x61, 0x62, 0x63, 0]);
+    assert.equal(c, scratch, 'no view: the scratch itself');
+    assert.deepEqual([...c.subarray(0, 4)], [0x61, 0x62, 0x63, 0]);
+    // It works as a path: the NUL ends it whatever follows.
+    scratch.fill(0x7a);
+    assert.equal(sys.statx(dfd, sys.cName(Buffer.from('.'), scratch), 0).ino, nfs.statSync(dir).ino);
     throwsErrno(() => sys.cName(Buffer.from([0x61, 0, 0x62]), scratch), E.EINVAL);
     throwsErrno(() => sys.cName(Buffer.alloc(8, 0x61), scratch), E.ENAMETOOLONG);
   });
