@@ -43,7 +43,7 @@ describe('virtiofs-ts run', { timeout: 300_000 }, () => {
     rmSync(work, { recursive: true, force: true });
   });
 
-  test('without --root: the embedded busybox root; a host change is seen and a guest write shows up on the host', async () => {
+  test('without --root, with our daemon (the default): the embedded busybox root; a host change is seen and a guest write shows up on the host', async () => {
     const rootfs = ensureDefaultRootfs(() => {});
     const id = randomBytes(6).toString('hex');
     const hostFile = join(rootfs, 'tmp', `host-${id}.txt`);
@@ -57,7 +57,7 @@ describe('virtiofs-ts run', { timeout: 300_000 }, () => {
     assert.equal(readFileSync(guestFile, 'utf8'), `from the guest ${id}\n`);
   });
 
-  test('--root DIR: CMD runs with DIR as /, its arguments arrive intact, and its exit status is ours', async () => {
+  test('--root DIR with the C virtiofsd: CMD runs with DIR as /, its arguments arrive intact, and its exit status is ours', async () => {
     const root = join(work, 'root');
     for (const d of ['bin', 'etc', 'proc', 'sys', 'dev', 'tmp']) mkdirSync(join(root, d), { recursive: true });
     copyFileSync(findBusybox(), join(root, 'bin', 'busybox'));

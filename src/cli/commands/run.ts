@@ -29,9 +29,8 @@ Options:
                             fs that virtiofs-ts builds once in its cache dir)
   --memory SIZE             guest RAM, e.g. 512M or 1G (default 512M)
   --cpus N                  guest vCPUs (default 1)
-  --daemon virtiofsd|ours   who serves DIR: QEMU's C virtiofsd, or our vhost-user
-                            backend in this process (default virtiofsd until
-                            ours is available)
+  --daemon ours|virtiofsd   who serves DIR: our vhost-user backend in this
+                            process (default), or QEMU's C virtiofsd (needs root)
   --cache never|auto|always the daemon's cache mode (default auto)
   --timeout SECONDS         kill the VM after this long (default: none)
   --no-tty                  never give CMD the console as a terminal
@@ -58,7 +57,7 @@ const options = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-const DAEMONS = ['virtiofsd', 'ours'] as const;
+const DAEMONS = ['ours', 'virtiofsd'] as const;
 type DaemonKind = (typeof DAEMONS)[number];
 const CACHES = ['never', 'auto', 'always'] as const;
 type Cache = (typeof CACHES)[number];
@@ -79,7 +78,7 @@ interface RunningDaemon {
   log(): string;
 }
 
-async function startDaemon(kind: DaemonKind, rootDir: string, cache: Cache, socketPath: string): Promise<RunningDaemon> {
+async function startDaemon(kind: DaemonKind, rootDir: string, cache: Cache, socketPath: string, verbose: boolean): Promise<RunningDaemon> {
   if (kind === 'virtiofsd') {
     if (typeof process.getuid === 'function' && process.getuid() !== 0) {
       throw new CliError("QEMU's C virtiofsd needs root (it sandboxes itself in namespaces); run with sudo or use --daemon ours");
@@ -87,7 +86,28 @@ async function startDaemon(kind: DaemonKind, rootDir: string, cache: Cache, sock
     const d = await startCVirtiofsd({ socketPath, sharedDir: rootDir, cache: cache === 'never' ? 'none' : cache });
     return d;
   }
-  throw new CliError('our vhost-user backend is not in this checkout yet; use --daemon virtiofsd');
+  // Our vhost-user-fs backend, in this process (its data plane runs on a worker thread).
+  const { startVhostUserFsDevice } = await import('../../transport/vhost-user-device.ts');
+  let log = '';
+  const device = await startVhostUserFsDevice({
+    socketPath,
+    backend: { kind: 'passthrough', sharedDir: rootDir, readonly: false, cache, xattr: false, writeback: false },
+    logLevel: verbose ? 'info' : 'warn',
+    log: (level, msg) => {
+      const line = `${level}: ${msg}\n`;
+      log = (log + line).slice(-64 * 1024);
+      if ((verbose && level !== 'debug') || level === 'error') process.stderr.write(`virtiofs-ts: ${line}`);
+    },
+  });
+  return {
+    socketPath,
+    log: () => log,
+    async stop() {
+      device.close();
+      const r = await device.done;
+      if (r.reason === 'crashed') process.stderr.write(`virtiofs-ts: the vhost-user backend crashed: ${r.error?.message ?? 'unknown error'}\n`);
+    },
+  };
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -95,7 +115,7 @@ export async function run(argv: string[]): Promise<number> {
   const memoryMiB = values.memory === undefined ? 512 : parseMemory(values.memory);
   const cpus = values.cpus === undefined ? 1 : Number(values.cpus);
   if (!Number.isInteger(cpus) || cpus < 1 || cpus > 64) throw new UsageError(`--cpus must be an integer from 1 to 64 (got '${values.cpus}')`, 'run');
-  const daemon = oneOf('run', 'daemon', values.daemon, DAEMONS, 'virtiofsd');
+  const daemon = oneOf('run', 'daemon', values.daemon, DAEMONS, 'ours');
   const cache = oneOf('run', 'cache', values.cache, CACHES, 'auto');
   let timeoutMs = 2 ** 31 - 1; // setTimeout's maximum: ~24 days, i.e. no limit
   if (values.timeout !== undefined) {
@@ -130,7 +150,7 @@ export async function run(argv: string[]): Promise<number> {
   const work = mkdtempSync(join(tmpdir(), 'vfts-run-'));
   let d: RunningDaemon | undefined;
   try {
-    d = await startDaemon(daemon, rootDir, cache, join(work, 'vhost-user.sock'));
+    d = await startDaemon(daemon, rootDir, cache, join(work, 'vhost-user.sock'), !!values.verbose);
     if (values.verbose) say(`serving ${rootDir} with ${daemon === 'ours' ? 'our vhost-user backend' : "QEMU's C virtiofsd"} (cache ${cache}); booting`);
     const mountpoint = '/newroot';
     // /init runs this with sh after mounting the root; chroot then runs CMD with DIR as /.
