@@ -31,14 +31,17 @@ export class MockSplitQueue {
   readonly availAddr: number;
   readonly usedAddr: number;
   private heap: number; // next free guest-physical byte for buffers
+  private readonly ramOffset: number;
   private nextDesc = 0;
   private availIdx = 0;
   private lastUsedSeen = 0;
 
-  constructor(readonly layout: MockLayout = { gpaBase: 0x10_0000, uvaBase: 0x7f00_0000_0000, ramSize: 1 << 20, queueSize: 16 }) {
-    this.ram = new ArrayBuffer(layout.ramSize);
-    this.dv = new DataView(this.ram);
-    this.bytes = new Uint8Array(this.ram);
+  /** `ram`: guest RAM to use (e.g. a memfd mapping shared with a daemon); default a fresh ArrayBuffer. */
+  constructor(readonly layout: MockLayout = { gpaBase: 0x10_0000, uvaBase: 0x7f00_0000_0000, ramSize: 1 << 20, queueSize: 16 }, ram?: ArrayBuffer, ramOffset = 0) {
+    this.ram = ram ?? new ArrayBuffer(layout.ramSize);
+    this.ramOffset = ramOffset;
+    this.dv = new DataView(this.ram, ramOffset, layout.ramSize);
+    this.bytes = new Uint8Array(this.ram, ramOffset, layout.ramSize);
     const n = layout.queueSize;
     this.descAddr = layout.gpaBase + 0x1000;
     this.availAddr = this.descAddr + 16 * n;
@@ -47,8 +50,8 @@ export class MockSplitQueue {
   }
 
   /** The region list to build the device's GuestMemory from. */
-  regions(): { guestPhysAddr: number; userAddr: number; buffer: ArrayBuffer; size: number }[] {
-    return [{ guestPhysAddr: this.layout.gpaBase, userAddr: this.layout.uvaBase, buffer: this.ram, size: this.layout.ramSize }];
+  regions(): { guestPhysAddr: number; userAddr: number; buffer: ArrayBuffer; bufferOffset: number; size: number }[] {
+    return [{ guestPhysAddr: this.layout.gpaBase, userAddr: this.layout.uvaBase, buffer: this.ram, bufferOffset: this.ramOffset, size: this.layout.ramSize }];
   }
 
   /** Ring addresses as the frontend would send them (frontend-virtual). */
