@@ -70,6 +70,21 @@ const MEMORY_ALLOW: Record<string, AllowedDifference> = {
   'sparse.exact': { reason: 'memory backend holes are 64 KiB chunks, ext4 blocks are 4 KiB', other: 'ok hole0=65536 data_mid=4194304' },
 };
 
+/*
+ * passthrough --cache never, mmap.*: the native answer (shared mappings work)
+ * is the right one for applications, but the kernel imposes this one: with
+ * --cache never the server opens files with FOPEN_DIRECT_IO, and
+ * fuse_file_mmap() refuses every MAP_SHARED mapping of a direct-I/O file with
+ * ENODEV unless the server negotiated FUSE_DIRECT_IO_ALLOW_MMAP (INIT flags2,
+ * Linux 6.6+). QEMU's C virtiofsd with cache=none answers the same ENODEV.
+ * When our server starts offering that flag this allowance goes unused and the
+ * test says so: then delete it.
+ */
+const CACHE_NEVER_ALLOW: Record<string, AllowedDifference> = {
+  'mmap.shared_write': { reason: 'direct I/O files refuse MAP_SHARED without FUSE_DIRECT_IO_ALLOW_MMAP', other: 'ENODEV at=mmap' },
+  'mmap.read_private': { reason: 'the same, for a read-only MAP_SHARED mapping', other: 'ENODEV at=mmap_shared_ro' },
+};
+
 interface Case {
   label: string;
   mount: Omit<MountOursOptions, 'sharedDir'>;
@@ -79,7 +94,7 @@ interface Case {
 }
 
 const CASES: Case[] = [
-  { label: 'passthrough --cache never', mount: { fs: 'passthrough', cache: 'never', xattr: true }, hostSide: true },
+  { label: 'passthrough --cache never', mount: { fs: 'passthrough', cache: 'never', xattr: true }, allow: CACHE_NEVER_ALLOW, hostSide: true },
   { label: 'passthrough --cache auto', mount: { fs: 'passthrough', cache: 'auto', xattr: true }, hostSide: true },
   { label: 'passthrough --cache always', mount: { fs: 'passthrough', cache: 'always', xattr: true }, hostSide: true },
   { label: 'passthrough --writeback', mount: { fs: 'passthrough', cache: 'auto', xattr: true, writeback: true }, hostSide: true },

@@ -17,7 +17,8 @@
  *   --nonroot-uid N        uid/gid for the permission checks (default 65534)
  *   --skip-nonroot         print "perm skipped" instead of the permission checks
  *   --readdir-count N      entries in the big readdir check (default 10000)
- *   --only PREFIX          run only checks whose name starts with PREFIX
+ *   --only P1,P2,...       run only checks whose name starts with one of the Pi
+ *   --timing               print each check's duration to stderr
  *   --populate-readonly    fill DIR with the fixture --expect-readonly needs
  *   --expect-readonly      DIR (populated earlier) is on a read-only mount:
  *                          every mutating call must fail with EROFS
@@ -57,7 +58,7 @@
 #endif
 
 /* ---------- options ---------- */
-static int opt_skip_xattr, opt_skip_nonroot, opt_populate_ro, opt_expect_ro;
+static int opt_timing, opt_skip_xattr, opt_skip_nonroot, opt_populate_ro, opt_expect_ro;
 static int opt_nonroot_uid = 65534;
 static int opt_readdir_count = 10000;
 static const char *opt_only;
@@ -1909,9 +1910,19 @@ static const struct check checks[] = {
     {"perm", c_perm, 0},
 };
 
+/* --only takes comma-separated name prefixes. */
+static int selected(const char *name) {
+  for (const char *p = opt_only; *p;) {
+    size_t n = strcspn(p, ",");
+    if (n && !strncmp(name, p, n)) return 1;
+    p += n + (p[n] == ',');
+  }
+  return 0;
+}
+
 static void usage(void) {
   fprintf(stderr,
-          "usage: posix-battery [--skip-xattr] [--skip-nonroot] [--nonroot-uid N] [--readdir-count N]\n"
+          "usage: posix-battery [--timing] [--skip-xattr] [--skip-nonroot] [--nonroot-uid N] [--readdir-count N]\n"
           "                     [--only PREFIX] [--populate-readonly | --expect-readonly] DIR\n");
   exit(2);
 }
@@ -1921,6 +1932,7 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "--skip-xattr")) opt_skip_xattr = 1;
+    else if (!strcmp(a, "--timing")) opt_timing = 1;
     else if (!strcmp(a, "--skip-nonroot")) opt_skip_nonroot = 1;
     else if (!strcmp(a, "--populate-readonly")) opt_populate_ro = 1;
     else if (!strcmp(a, "--expect-readonly")) opt_expect_ro = 1;
@@ -1956,7 +1968,7 @@ int main(int argc, char **argv) {
   }
   for (size_t i = 0; i < sizeof checks / sizeof *checks; i++) {
     const struct check *c = &checks[i];
-    if (opt_only && strncmp(c->name, opt_only, strlen(opt_only))) continue;
+    if (opt_only && !selected(c->name)) continue;
     if (c->xattr && opt_skip_xattr) {
       emit(c->name, "skipped");
       continue;
@@ -1965,7 +1977,13 @@ int main(int argc, char **argv) {
       emit("perm", "skipped");
       continue;
     }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     c->fn(c->name);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    /* Durations go to stderr only: stdout stays comparable. */
+    if (opt_timing)
+      fprintf(stderr, "%-28s %8.1f ms\n", c->name, (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
   }
   fflush(stdout);
   return 0;

@@ -72,7 +72,7 @@ export interface BatteryOptions {
   nonrootUid?: number;
   /** Entries in the big readdir check (default 10000). */
   readdirCount?: number;
-  /** Run only checks whose name starts with this prefix. */
+  /** Run only checks whose name starts with one of these comma-separated prefixes. */
   only?: string;
   /** 'populate-readonly' fills the dir for a later 'expect-readonly' run. */
   mode?: 'full' | 'populate-readonly' | 'expect-readonly';
