@@ -760,10 +760,33 @@ function shortTarget(struct: string, size: number, len: number, offset: number):
   return new RangeError(`Cannot encode ${struct} (${size} bytes) at offset ${offset}: buffer holds ${len}`);
 }
 
-/** Writes an integer in [-2^63, 2^64) as 64-bit little-endian two's complement. */
+// Byte-level loads and stores: after the one bounds check per struct these are
+// plain typed-array accesses, which V8 compiles to single instructions, where
+// Buffer#writeUInt32LE re-validates its arguments on every call.
+
+/** Writes an integer in [-2^63, 2^64) as 64-bit little-endian two's complement (no bounds check). */
 export function writeU64(buf: Buffer, offset: number, value: number): void {
-  buf.writeUInt32LE(value >>> 0, offset);
-  buf.writeUInt32LE(Math.floor(value / 4294967296) >>> 0, offset + 4);
+  const hi = Math.floor(value / 4294967296) >>> 0;
+  const lo = value >>> 0;
+  buf[offset] = lo;
+  buf[offset + 1] = lo >>> 8;
+  buf[offset + 2] = lo >>> 16;
+  buf[offset + 3] = lo >>> 24;
+  buf[offset + 4] = hi;
+  buf[offset + 5] = hi >>> 8;
+  buf[offset + 6] = hi >>> 16;
+  buf[offset + 7] = hi >>> 24;
+}
+/** Writes a u32 (wrapped modulo 2^32; no bounds check). */
+export function writeU32(buf: Buffer, offset: number, value: number): void {
+  buf[offset] = value;
+  buf[offset + 1] = value >>> 8;
+  buf[offset + 2] = value >>> 16;
+  buf[offset + 3] = value >>> 24;
+}
+/** Reads a u32 (no bounds check: undefined bytes read as 0 only past the end, so check first). */
+export function readU32(buf: Buffer, offset: number): number {
+  return (buf[offset]! | (buf[offset + 1]! << 8) | (buf[offset + 2]! << 16)) + buf[offset + 3]! * 16777216;
 }
 /** Reads an unsigned 64-bit field as a number (exact below 2^53). */
 export function readU64(buf: Buffer, offset: number): number {
@@ -776,6 +799,18 @@ export function readI64(buf: Buffer, offset: number): number {
 function writeB64(buf: Buffer, offset: number, value: bigint | undefined): void {
   buf.writeBigUInt64LE(BigInt.asUintN(64, value ?? 0n), offset);
 }
+
+// Source snippets for the generated codecs (`b` the buffer, `o` the base offset,
+// `t`/`h` scratch variables).
+const B = (k: number) => `b[o + ${k}]`;
+const rd16 = (k: number) => `(${B(k)} | (${B(k + 1)} << 8))`;
+const rd32 = (k: number) => `((${B(k)} | (${B(k + 1)} << 8) | (${B(k + 2)} << 16)) + ${B(k + 3)} * 16777216)`;
+const rdi32 = (k: number) => `(${B(k)} | (${B(k + 1)} << 8) | (${B(k + 2)} << 16) | (${B(k + 3)} << 24))`;
+/** Stores the low `n` bytes of `t` little-endian at o + k. */
+const st = (k: number, n: number) => Array.from({ length: n }, (_, i) => `${B(k + i)} = ${i ? `t >>> ${8 * i}` : 't'};`).join(' ');
+/** Stores a number as 64-bit two's complement at o + k. */
+const st64 = (v: string, k: number) =>
+  `t = +${v}; h = Math.floor(t / 4294967296) >>> 0; t = t >>> 0; ${st(k, 4)} ${st(k + 4, 4).replace(/\bt\b/g, 'h')}`;
 
 function compileStruct(key: string, s: StructSpec): void {
   const dec: string[] = [];
@@ -797,12 +832,12 @@ function compileStruct(key: string, s: StructSpec): void {
       continue;
     }
     switch (type) {
-      case 'u8': dec.push(`${name}: b.readUInt8(${at})`); enc.push(`b.writeUInt8(${v} & 0xff, ${at});`); break;
-      case 'u16': dec.push(`${name}: b.readUInt16LE(${at})`); enc.push(`b.writeUInt16LE(${v} & 0xffff, ${at});`); break;
-      case 'u32': dec.push(`${name}: b.readUInt32LE(${at})`); enc.push(`b.writeUInt32LE(${v} >>> 0, ${at});`); break;
-      case 'i32': dec.push(`${name}: b.readInt32LE(${at})`); enc.push(`b.writeInt32LE(${v} | 0, ${at});`); break;
-      case 'u64': dec.push(`${name}: readU64(b, ${at})`); enc.push(`writeU64(b, ${at}, ${v});`); break;
-      case 'i64': dec.push(`${name}: readI64(b, ${at})`); enc.push(`writeU64(b, ${at}, ${v});`); break;
+      case 'u8': dec.push(`${name}: b[${at}]`); enc.push(`b[${at}] = ${v};`); break;
+      case 'u16': dec.push(`${name}: ${rd16(off)}`); enc.push(`t = ${v}; ${st(off, 2)}`); break;
+      case 'u32': dec.push(`${name}: ${rd32(off)}`); enc.push(`t = ${v} >>> 0; ${st(off, 4)}`); break;
+      case 'i32': dec.push(`${name}: ${rdi32(off)}`); enc.push(`t = ${v} | 0; ${st(off, 4)}`); break;
+      case 'u64': dec.push(`${name}: (${rd32(off)} + ${rd32(off + 4)} * 4294967296)`); enc.push(st64(v, off)); break;
+      case 'i64': dec.push(`${name}: (${rd32(off)} + ${rdi32(off + 4)} * 4294967296)`); enc.push(st64(v, off)); break;
       case 'b64': dec.push(`${name}: b.readBigUInt64LE(${at})`); enc.push(`writeB64(b, ${at}, v.${name});`); break;
       default:
         if (!(type in STRUCTS)) throw new Error(`abi: unknown field type ${type}`);
@@ -810,14 +845,14 @@ function compileStruct(key: string, s: StructSpec): void {
         enc.push(`E.${type}(v.${name}, b, ${at});`);
     }
   }
-  const check = (err: string) => `if (!(o >= 0 && o + ${s.size} <= b.length)) throw ${err}(${JSON.stringify(s.c)}, ${s.size}, b.length, o);`;
+  const check = (err: string) => `if (!(o >= 0 && o === Math.floor(o) && o + ${s.size} <= b.length)) throw ${err}(${JSON.stringify(s.c)}, ${s.size}, b.length, o);`;
   const helpers = ['D', 'E', 'readU64', 'readI64', 'writeU64', 'writeB64', 'shortBuffer', 'shortTarget'];
   const args = [DECODERS, ENCODERS, readU64, readI64, writeU64, writeB64, shortBuffer, shortTarget];
   // Generated from the static table above only (no outside input reaches this source text).
   DECODERS[key] = new Function(...helpers,
     `return function decode${key}(b, o = 0) {\n  ${check('shortBuffer')}\n  return { ${dec.join(', ')} };\n};`)(...args);
   ENCODERS[key] = new Function(...helpers,
-    `return function encode${key}(v, b, o = 0) {\n  ${check('shortTarget')}\n  ${enc.join('\n  ')}\n  return o + ${s.size};\n};`)(...args);
+    `return function encode${key}(v, b, o = 0) {\n  ${check('shortTarget')}\n  let t, h;\n  ${enc.join('\n  ')}\n  return o + ${s.size};\n};`)(...args);
 }
 
 for (const [key, s] of Object.entries(STRUCTS as Record<string, StructSpec>)) compileStruct(key, s);

@@ -30,13 +30,23 @@
 // and WRITE data is handed to the backend as a view of the request (no copy):
 // the backend must not keep either beyond the call.
 import { constants } from 'node:os';
-import {
+import * as abi from './abi.ts';
+import { errnoOf as errnoOfImported } from './errors.ts';
+import type {
+  FileSystem, RequestContext, Entry, DirEntry, DirSink, DirPlusSink, SetAttrRequest, InitInfo,
+} from './filesystem.ts';
+
+const E = constants.errno;
+// Module-local copies of everything the hot path touches: under tsx's
+// CommonJS-style transform every use of an imported binding is a getter call
+// (measured at ~30% of handle()'s time); a local const is a plain load.
+const {
   Opcode, FUSE_KERNEL_VERSION, FUSE_KERNEL_MINOR_VERSION, FUSE_MIN_READ_BUFFER,
   FUSE_COMPAT_ENTRY_OUT_SIZE, FUSE_COMPAT_ATTR_OUT_SIZE, FUSE_COMPAT_MKNOD_IN_SIZE, FUSE_COMPAT_WRITE_IN_SIZE,
   FUSE_COMPAT_STATFS_SIZE, FUSE_COMPAT_SETXATTR_IN_SIZE, FUSE_COMPAT_INIT_OUT_SIZE, FUSE_COMPAT_22_INIT_OUT_SIZE,
   IN_HEADER_SIZE, OUT_HEADER_SIZE, ENTRY_OUT_SIZE, ATTR_OUT_SIZE, OPEN_OUT_SIZE, STATFS_OUT_SIZE, INIT_OUT_SIZE,
   FUSE_NAME_OFFSET, FUSE_NAME_OFFSET_DIRENTPLUS, direntSize, direntplusSize,
-  encodeEntryOut, encodeAttrOut, encodeOpenOut, encodeKstatfs, encodeInitOut, readU64, writeU64,
+  encodeEntryOut, encodeAttrOut, encodeOpenOut, encodeKstatfs, encodeInitOut, readU64, writeU64, writeU32,
   FUSE_ASYNC_READ, FUSE_POSIX_LOCKS, FUSE_BIG_WRITES, FUSE_FLOCK_LOCKS, FUSE_DO_READDIRPLUS,
   FUSE_READDIRPLUS_AUTO, FUSE_ASYNC_DIO, FUSE_PARALLEL_DIROPS, FUSE_MAX_PAGES, FUSE_MAP_ALIGNMENT, FUSE_SETXATTR_EXT,
   FUSE_INIT_EXT, FUSE_INIT_RESERVED, FUSE_SECURITY_CTX, FUSE_HAS_IOCTL_DIR,
@@ -44,13 +54,8 @@ import {
   FATTR_MODE, FATTR_UID, FATTR_GID, FATTR_SIZE, FATTR_ATIME, FATTR_MTIME, FATTR_FH, FATTR_ATIME_NOW,
   FATTR_MTIME_NOW, FATTR_CTIME, FATTR_KILL_SUIDGID,
   describeInitFlags, joinInitFlags, opcodeName,
-} from './abi.ts';
-import { errnoOf } from './errors.ts';
-import type {
-  FileSystem, RequestContext, Entry, DirEntry, DirSink, DirPlusSink, SetAttrRequest, InitInfo,
-} from './filesystem.ts';
-
-const E = constants.errno;
+} = abi;
+const errnoOf = errnoOfImported;
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 
@@ -121,8 +126,8 @@ class DirWriter implements DirSink {
     const p = this.pos;
     writeU64(b, p, entry.ino);
     writeU64(b, p + 8, entry.off);
-    b.writeUInt32LE(name.length, p + 16);
-    b.writeUInt32LE(entry.type >>> 0, p + 20);
+    writeU32(b, p + 16, name.length);
+    writeU32(b, p + 20, entry.type);
     name.copy(b, p + FUSE_NAME_OFFSET);
     b.fill(0, p + FUSE_NAME_OFFSET + name.length, next);
     this.pos = next;
@@ -147,8 +152,8 @@ class DirPlusWriter implements DirPlusSink {
     const d = p + ENTRY_OUT_SIZE;
     writeU64(b, d, entry.ino);
     writeU64(b, d + 8, entry.off);
-    b.writeUInt32LE(name.length, d + 16);
-    b.writeUInt32LE(entry.type >>> 0, d + 20);
+    writeU32(b, d + 16, name.length);
+    writeU32(b, d + 20, entry.type);
     name.copy(b, p + FUSE_NAME_OFFSET_DIRENTPLUS);
     b.fill(0, p + FUSE_NAME_OFFSET_DIRENTPLUS + name.length, next);
     this.pos = next;
@@ -251,8 +256,8 @@ export class FuseServer {
       return null;
     }
     // Copy `unique` as raw bytes: no BigInt on the hot path.
-    this.out.writeUInt32LE(request.readUInt32LE(8), 8);
-    this.out.writeUInt32LE(request.readUInt32LE(12), 12);
+    writeU32(this.out, 8, request.readUInt32LE(8));
+    writeU32(this.out, 12, request.readUInt32LE(12));
 
     let r: number;
     try {
@@ -265,12 +270,12 @@ export class FuseServer {
     let total: number;
     if (r < 0) {
       total = OUT_HEADER_SIZE;
-      out.writeInt32LE(r, 4);
+      writeU32(out, 4, r); // two's complement of -errno
     } else {
       total = OUT_HEADER_SIZE + r;
-      out.writeInt32LE(0, 4);
+      writeU32(out, 4, 0);
     }
-    out.writeUInt32LE(total, 0);
+    writeU32(out, 0, total);
     return out.subarray(0, total);
   }
 
