@@ -68,7 +68,10 @@ export interface FuseServerOptions {
   maxReadahead?: number;
   /** fuse_init_out.time_gran: timestamp granularity in ns. Default 1. */
   timeGranNs?: number;
-  /** virtio-fs DAX: log2 of the mapping alignment; replies FUSE_MAP_ALIGNMENT when set and offered. */
+  /**
+   * virtio-fs DAX: log2 of the mapping alignment; replies FUSE_MAP_ALIGNMENT when set and offered.
+   * Linux guests refuse the mount when it exceeds FUSE_DAX_SHIFT (21, 2 MiB); virtiofsd uses 12.
+   */
   mapAlignmentLog2?: number;
   /** INIT flags added to what the server wants by default (the backend may still narrow them). */
   extraInitFlags?: bigint;
