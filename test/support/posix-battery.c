@@ -1017,6 +1017,52 @@ static void c_readdir_concurrent_unlink(const char *N) {
   emit(N, "ok kept=%d kept_missing=%d dups=%d unknown=%d", kept, kept_missing, dups, unknown);
 }
 
+/*
+ * Evict the kernel's dentries and inodes (FUSE: FORGET / BATCH_FORGET for
+ * every node the server handed out), then come back: every name, content,
+ * link count and hard-link identity must be found again from scratch.
+ */
+static void c_drop_caches(const char *N) {
+  const int n = 200;
+  TRY(mkdirs("dc"), "mkdir");
+  char p[96], q[112];
+  for (int i = 0; i < n; i++) {
+    snprintf(p, sizeof p, "dc/%s%03d", i % 10 ? "f" : "d", i);
+    if (i % 10 == 0) {
+      TRY(mkdir(p, 0755), "mkdir_sub");
+      snprintf(q, sizeof q, "%s/inner", p);
+      TRY(put_str(q, p), "create_inner");
+    } else {
+      TRY(put_str(p, p), "create");
+    }
+  }
+  TRY(link("dc/f001", "dc/d000/hard"), "link");
+  sync();
+  int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
+  int dropped = fd >= 0 && write(fd, "2", 1) == 1;
+  if (fd >= 0) close(fd);
+  int content_ok = 0;
+  for (int i = 0; i < n; i++) {
+    char want[32], got[64];
+    snprintf(want, sizeof want, "dc/%s%03d", i % 10 ? "f" : "d", i);
+    if (i % 10 == 0) snprintf(p, sizeof p, "%s/inner", want);
+    else snprintf(p, sizeof p, "%s", want);
+    content_of(p, got, sizeof got);
+    if (!strcmp(got, want)) content_ok++;
+  }
+  struct stat a, b;
+  TRY(stat("dc/f001", &a), "stat_a");
+  TRY(stat("dc/d000/hard", &b), "stat_b");
+  struct listing l;
+  TRY(list_dir("dc", &l), "list");
+  struct stat ds;
+  TRY(stat("dc", &ds), "stat_dir");
+  emit(N, "ok dropped=%s content_ok=%d/%d links_same_inode=%d nlink=%lu listed=%d dir_nlink=%lu",
+       dropped ? "yes" : "no", content_ok, n, a.st_ino == b.st_ino, (unsigned long)a.st_nlink, l.n,
+       (unsigned long)ds.st_nlink);
+  listing_free(&l);
+}
+
 /* ====================================================================== */
 /* chmod / chown / utimensat                                               */
 /* ====================================================================== */
@@ -1888,6 +1934,7 @@ static const struct check checks[] = {
     {"readdir.big", c_readdir_big, 0},
     {"readdir.seek", c_readdir_seek, 0},
     {"readdir.concurrent_unlink", c_readdir_concurrent_unlink, 0},
+    {"cache.drop_and_revisit", c_drop_caches, 0},
     {"attr.chmod", c_chmod, 0},
     {"attr.chown", c_chown, 0},
     {"attr.utimens", c_utimens, 0},
