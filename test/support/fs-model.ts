@@ -134,6 +134,31 @@ const lgetxattrC = libc.func('intptr_t lgetxattr(const char *path, const char *n
 const llistxattrC = libc.func('intptr_t llistxattr(const char *path, void *list, size_t size)');
 const lremovexattrC = libc.func('int lremovexattr(const char *path, const char *name)');
 
+const setfsuidC = libc.func('int setfsuid(uint32_t fsuid)');
+const setfsgidC = libc.func('int setfsgid(uint32_t fsgid)');
+
+/**
+ * Runs `fn` with this thread's file-system ids set to uid/gid and no
+ * supplementary groups, so the host kernel checks permissions as that user
+ * (node:fs sync calls run on the calling thread). Needs root; restores
+ * everything afterwards. setfsuid drops the fs capabilities (DAC override,
+ * CHOWN, FOWNER, FSETID) but not CAP_SYS_ADMIN: avoid trusted.* xattrs here.
+ */
+export function asHostUser<T>(uid: number, gid: number, fn: () => T): T {
+  if (process.getuid?.() !== 0) throw new Error('asHostUser needs root (setfsuid/setgroups)');
+  const groups = process.getgroups?.() ?? [];
+  process.setgroups?.([]);
+  setfsgidC(gid);
+  setfsuidC(uid);
+  try {
+    return fn();
+  } finally {
+    setfsuidC(0);
+    setfsgidC(0);
+    process.setgroups?.(groups);
+  }
+}
+
 function check(rc: number | bigint): number {
   const n = Number(rc);
   if (n < 0) {
@@ -306,6 +331,9 @@ export function fileSystemAdapter(fs: FileSystem, options: FileSystemAdapterOpti
     const i = path.lastIndexOf('/');
     const dir = i < 0 ? { nodeid: ROOT_ID, mode: fsc.S_IFDIR } : resolve(path.slice(0, i), true);
     if ((dir.mode & S_IFMT) !== fsc.S_IFDIR) fail('ENOTDIR');
+    // link_path_walk() checks search permission on the parent before it hands
+    // back the last component, so rename(a/x, b/y) fails on a/ before b/ is walked.
+    fs.access?.(ctx, dir.nodeid, 1);
     return { parent: dir.nodeid, name: Buffer.from(path.slice(i + 1)) };
   }
   /** The final node for I/O: ELOOP on symlinks, as O_NOFOLLOW. */
@@ -539,6 +567,8 @@ export interface GenerateOptions {
   names?: readonly string[];
   /** Maximum path depth. Default 3. */
   depth?: number;
+  /** xattr names to use. Default user.a, user.b, user.long.name.x, trusted.t. */
+  xattrNames?: readonly string[];
 }
 
 const WEIGHTS: Array<[Op['op'], number]> = [
@@ -593,7 +623,8 @@ export function generateOps(seed: number, count: number, options: GenerateOption
     return 4_000_000 + rng.int(1_000_000); // far out: a sparse hole in front
   };
   const mode = () => rng.pick([0o644, 0o755, 0o600, 0o700, 0o777, 0o1777, 0o2755, 0o4755, 0o4711, 0o000, 0o444]);
-  const xname = () => rng.pick(['user.a', 'user.b', 'user.long.name.x', 'trusted.t']);
+  const xnames = options.xattrNames ?? ['user.a', 'user.b', 'user.long.name.x', 'trusted.t'];
+  const xname = () => rng.pick(xnames);
   const ops: Op[] = [];
   for (let i = 0; i < count; i++) {
     let r = rng.int(total);
@@ -795,9 +826,14 @@ export interface DifferentialResult {
 
 /**
  * Applies `ops` to every adapter in turn, stopping at the first op whose
- * outcomes differ, then (if all agreed) compares the final trees.
+ * outcomes differ, then (if all agreed, and unless `compareFinal` is false)
+ * compares the final trees.
  */
-export function runDifferential(adapters: FsAdapter[], ops: Op[], options: { xattrs?: boolean; deadline?: number } = {}): DifferentialResult {
+export function runDifferential(
+  adapters: FsAdapter[],
+  ops: Op[],
+  options: { xattrs?: boolean; deadline?: number; compareFinal?: boolean } = {},
+): DifferentialResult {
   const mismatches: string[] = [];
   const errnos = new Map<string, number>();
   let applied = 0;
@@ -816,6 +852,13 @@ export function runDifferential(adapters: FsAdapter[], ops: Op[], options: { xat
     }
     if (mismatches.length) return { applied, mismatches, errnos };
   }
+  if (options.compareFinal ?? true) mismatches.push(...compareTrees(adapters, options));
+  return { applied, mismatches, errnos };
+}
+
+/** Differences between the adapters' whole trees (empty when equal). */
+export function compareTrees(adapters: FsAdapter[], options: { xattrs?: boolean } = {}): string[] {
+  const mismatches: string[] = [];
   const snaps = adapters.map((a) => snapshot(a, options));
   const s0 = snaps[0]!;
   for (let i = 1; i < snaps.length; i++) {
@@ -826,5 +869,5 @@ export function runDifferential(adapters: FsAdapter[], ops: Op[], options: { xat
       if (x !== y) mismatches.push(`final tree at '${path}': ${adapters[0]!.name} ${x} vs ${adapters[i]!.name} ${y}`);
     }
   }
-  return { applied, mismatches, errnos };
+  return mismatches;
 }

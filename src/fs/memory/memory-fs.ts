@@ -861,6 +861,16 @@ export class MemoryFs implements FileSystem {
     // filename_create() finds an existing name before vfs_link() looks at the source.
     this.checkPerm(ctx, dir, X_OK);
     if (dir.dir.entries.has(key)) throw eexist();
+    // may_linkat() with fs.protected_hardlinks=1 (the Linux default): a
+    // non-owner may only link a plain regular file it can read and write.
+    if (ctx.uid !== 0 && ctx.uid !== node.uid) {
+      const safe =
+        node.type === S_IFREG &&
+        !(node.mode & S_ISUID) &&
+        (node.mode & (S_ISGID | S_IXGRP)) !== (S_ISGID | S_IXGRP) &&
+        this.permitted(ctx, node, R_OK | W_OK);
+      if (!safe) throw eperm();
+    }
     this.mayCreate(ctx, dir);
     if (node.dir) throw eperm();
     if (node.nlink === 0) throw enoent(); // an unlinked-but-open file cannot come back

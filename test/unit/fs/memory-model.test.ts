@@ -4,11 +4,13 @@
 // The host directory (ext4/tmpfs on this machine) is the oracle.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemoryFs } from '../../../src/fs/memory/memory-fs.ts';
 import {
+  asHostUser,
+  compareTrees,
   countInodes,
   fileSystemAdapter,
   generateOps,
@@ -87,4 +89,46 @@ test('the harness notices a difference', () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('as a non-root user: permission errors (EACCES, EPERM) match the kernel', () => {
+  assert.equal(process.getuid?.(), 0, 'this test drives the host as uid 1000 through setfsuid and needs root');
+  const budgetMs = Number(process.env.FS_MODEL_BUDGET_MS ?? 3000);
+  const deadline = Date.now() + budgetMs;
+  const user = { uid: 1000, gid: 1000, pid: process.pid };
+  chmodSync(base, 0o711); // the user must be able to reach the seed directories
+  const seen = new Map<string, number>();
+  let ops = 0;
+  for (let seed = 1000; Date.now() < deadline; seed++) {
+    // A root-owned sticky world-writable root (like /tmp) holding root-owned
+    // things the user may look at but not change.
+    const dir = mkdtempSync(join(base, `user${seed}-`));
+    chmodSync(dir, 0o1777);
+    mkdirSync(join(dir, 'a'), 0o755);
+    writeFileSync(join(dir, 'b'), 'root file');
+    chmodSync(join(dir, 'b'), 0o644);
+    const mem = new MemoryFs({
+      rootMode: 0o1777,
+      cache: 'never',
+      seed: { a: { dir: {}, mode: 0o755 }, b: { data: 'root file', mode: 0o644 } },
+    });
+    const memory = fileSystemAdapter(mem, { name: 'memory', ctx: user });
+    const host = hostAdapter(dir);
+    const list = generateOps(seed, 300, { chown: true, xattrNames: ['user.a', 'user.b'] });
+    const res = asHostUser(user.uid, user.gid, () => runDifferential([host, memory], list, { deadline, compareFinal: false }));
+    // The final trees are compared as root: the user may have locked itself out of parts.
+    if (!res.mismatches.length) res.mismatches.push(...compareTrees([host, fileSystemAdapter(mem, { name: 'memory' })]));
+    if (res.mismatches.length) {
+      const upto = list.slice(0, res.applied);
+      assert.fail(
+        `seed ${seed} (uid 1000): ${res.mismatches.slice(0, 5).join('\n')}\n` +
+          `ops leading there (last 15 of ${upto.length}):\n${upto.slice(-15).map((o: Op) => JSON.stringify(o)).join('\n')}`,
+      );
+    }
+    for (const [k, v] of res.errnos) seen.set(k, (seen.get(k) ?? 0) + v);
+    ops += res.applied;
+    rmSync(dir, { recursive: true, force: true });
+  }
+  for (const e of ['EACCES', 'EPERM']) assert.ok(seen.has(e), `no op ended in ${e} in ${ops} ops`);
+  console.log(`# uid 1000: ${ops} ops agreed; errnos seen: ${[...seen].map(([k, v]) => `${k}=${v}`).join(' ')}`);
 });
