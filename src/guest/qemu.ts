@@ -12,7 +12,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findQemu, stderrProgress, type Progress } from './assets.ts';
-import { buildRunLayer, concatLayers, ensureBaseInitramfs } from './initramfs.ts';
+import { buildRunLayer, concatLayers, ensureBaseInitramfs, shQuote } from './initramfs.ts';
 import { ensureFioImage } from './tools.ts';
 
 /** How to start QEMU: a binary, or a loader command plus environment (e.g. a private newer QEMU). */
@@ -100,7 +100,26 @@ export function runInGuest(options: GuestRunOptions): Promise<GuestResult> {
   return bootGuest({ ...options, mode: 'exec', mountpoint, cwd: mountpoint, script: options.command });
 }
 
-/** Internal entry shared with `virtiofs-ts run` (root mode, interactive). */
+export interface GuestRootRunOptions extends GuestBootOptions {
+  /** The command and its arguments, run with the share as the root file system (`/`). */
+  argv: string[];
+  /** Give the command the serial console as its controlling terminal, wired to this process's stdin. */
+  interactive?: boolean;
+}
+
+/**
+ * Boots a guest whose root file system is the share: /init mounts it, binds
+ * /proc, /sys and /dev into it (where those directories exist) and runs argv
+ * chrooted there. What `virtiofs-ts run` does; the boot-time benchmark too.
+ */
+export function runInGuestRoot(options: GuestRootRunOptions): Promise<GuestResult> {
+  if (options.argv.length === 0) throw new Error('runInGuestRoot: argv is empty');
+  const mountpoint = '/newroot';
+  const script = `export HOME=/root\nexec chroot ${mountpoint} ${options.argv.map(shQuote).join(' ')}\n`;
+  return bootGuest({ tag: 'rootfs', ...options, mode: 'root', mountpoint, cwd: mountpoint, script });
+}
+
+/** The general entry behind runInGuest and runInGuestRoot. */
 export interface BootSpec extends GuestBootOptions {
   mode: 'exec' | 'root';
   mountpoint: string;
@@ -285,6 +304,7 @@ function supervise(qemu: QemuCommand, args: string[], nonce: string, timeoutMs: 
       child.kill('SIGKILL');
     };
     spec.signal?.addEventListener('abort', onAbort, { once: true });
+    if (spec.signal?.aborted) onAbort();
 
     const finish = (err: Error | undefined, result?: GuestResult) => {
       if (settled) return;

@@ -5,8 +5,7 @@ import { mkdtempSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GuestSetupError } from '../../guest/assets.ts';
-import { shQuote } from '../../guest/initramfs.ts';
-import { bootGuest, GuestError } from '../../guest/qemu.ts';
+import { GuestError, runInGuestRoot } from '../../guest/qemu.ts';
 import { ensureDefaultRootfs } from '../../guest/rootfs.ts';
 import { startCVirtiofsd } from '../../guest/virtiofsd.ts';
 import { oneOf, parseCommandArgs } from '../args.ts';
@@ -149,33 +148,39 @@ export async function run(argv: string[]): Promise<number> {
 
   const work = mkdtempSync(join(tmpdir(), 'vfts-run-'));
   let d: RunningDaemon | undefined;
+  // SIGINT/SIGTERM (non-interactive; a terminal's ^C goes to the guest): kill the VM, clean up, exit 130/143.
+  const abort = new AbortController();
+  let signalled: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signalled = sig;
+    abort.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     d = await startDaemon(daemon, rootDir, cache, join(work, 'vhost-user.sock'), !!values.verbose);
     if (values.verbose) say(`serving ${rootDir} with ${daemon === 'ours' ? 'our vhost-user backend' : "QEMU's C virtiofsd"} (cache ${cache}); booting`);
-    const mountpoint = '/newroot';
-    // /init runs this with sh after mounting the root; chroot then runs CMD with DIR as /.
-    const script = `export HOME=/root\nexec chroot ${mountpoint} ${command.map(shQuote).join(' ')}\n`;
-    const result = await bootGuest({
-      mode: 'root',
+    const result = await runInGuestRoot({
       socketPath: d.socketPath,
-      tag: 'rootfs',
-      mountpoint,
-      cwd: mountpoint,
-      script,
+      argv: command,
       memoryMiB,
       cpus,
       timeoutMs,
       interactive,
       progress,
       onOutput: (b) => process.stdout.write(b),
+      signal: abort.signal,
     });
     if (values.verbose) say(`boot took ${(result.bootMs / 1000).toFixed(2)} s; ${command[0]} exited with status ${result.exitCode}`);
     return result.exitCode;
   } catch (e) {
+    if (signalled) return signalled === 'SIGINT' ? 130 : 143;
     if (e instanceof GuestSetupError) throw new CliError(e.message);
     if (e instanceof GuestError) throw new CliError(d ? `${e.message}${d.log() ? `\n--- daemon log tail ---\n${d.log().trimEnd().split('\n').slice(-10).join('\n')}` : ''}` : e.message);
     throw e;
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     await d?.stop();
     rmSync(work, { recursive: true, force: true });
   }
