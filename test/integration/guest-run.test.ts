@@ -16,9 +16,9 @@ import { ensureDefaultRootfs } from '../../src/guest/rootfs.ts';
 
 const CLI = fileURLToPath(new URL('../../bin/virtiofs-ts.js', import.meta.url));
 
-function cli(args: string[], timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function cli(args: string[], env: Record<string, string> = {}, timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -73,12 +73,18 @@ describe('virtiofs-ts run', { timeout: 300_000 }, () => {
     assert.equal(readFileSync(join(root, 'written'), 'utf8'), 'done\n');
   });
 
-  test('bad options are refused before anything boots', async () => {
+  test('bad options and missing host pieces are refused with what to do, before anything boots', async () => {
     const r = await cli(['run', '--memory', '12Q', '--', 'true']);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /--memory must look like 512M or 1G/);
     const r2 = await cli(['run', '--root', join(work, 'nope'), '--', 'true']);
     assert.equal(r2.code, 1);
     assert.match(r2.stderr, /root .*nope: ENOENT/);
+    const r3 = await cli(['run', '--', 'true'], { VIRTIOFS_TS_QEMU: join(work, 'no-qemu') });
+    assert.equal(r3.code, 1);
+    assert.match(r3.stderr, /qemu-system-x86_64 not found: install it with `apt-get install qemu-system-x86`/);
+    const r4 = await cli(['run', '--', 'true'], { VIRTIOFS_TS_BUSYBOX: process.execPath });
+    assert.equal(r4.code, 1);
+    assert.match(r4.stderr, /is dynamically linked .* `apt-get install busybox-static`/);
   });
 });
