@@ -890,25 +890,20 @@ export class MemoryFs implements FileSystem {
     const acc = flags & O_ACCMODE;
     if (acc === 3) throw einval();
     const writing = acc !== O_RDONLY || (flags & O_TRUNC) !== 0;
-    switch (node.type) {
-      case S_IFREG:
-        break;
-      case S_IFDIR:
-        if (writing) throw eisdir();
-        break;
-      case S_IFLNK:
-        throw new FsError(E.ELOOP);
-      default:
-        // FIFOs, sockets and devices are metadata only here: nothing to do I/O with.
-        throw new FsError(E.ENXIO);
-    }
-    if (writing && this.readonly) throw erofs();
+    // may_open(): type errors first, then inode_permission() (EROFS for
+    // files and directories, then the mode bits), then, here, ENXIO.
+    if (node.type === S_IFLNK) throw new FsError(E.ELOOP);
+    if (node.dir && writing) throw eisdir();
+    const special = !node.data && !node.dir;
+    if (writing && this.readonly && !special) throw erofs();
     if (!created) {
       let mask = 0;
       if (acc === O_RDONLY || acc === fsc.O_RDWR) mask |= R_OK;
       if (writing) mask |= W_OK;
       this.checkPerm(ctx, node, mask);
     }
+    // FIFOs, sockets and devices are metadata only here: nothing to do I/O with.
+    if (special) throw new FsError(E.ENXIO);
     if (flags & O_TRUNC && node.data && acc !== O_RDONLY) {
       node.data.truncate(0);
       if (ctx.uid !== 0) killSuidSgid(node);
@@ -993,7 +988,7 @@ export class MemoryFs implements FileSystem {
     this.handle(fh, this.node(nodeid), false);
   }
 
-  fallocate(_ctx: RequestContext, nodeid: number, fh: number, offset: number, length: number, mode: number): void {
+  fallocate(ctx: RequestContext, nodeid: number, fh: number, offset: number, length: number, mode: number): void {
     const node = this.node(nodeid);
     const h = this.handle(fh, node, false);
     this.mutable();
@@ -1005,6 +1000,9 @@ export class MemoryFs implements FileSystem {
     if (offset + length > MAX_FILE_SIZE) throw new FsError(E.EFBIG);
     const data = node.data;
     const end = offset + length;
+    const known = [0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, FALLOC_FL_ZERO_RANGE, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE];
+    // file_modified(): fallocate drops setuid/setgid like a write (callers without CAP_FSETID).
+    if (known.includes(mode) && ctx.uid !== 0) killSuidSgid(node);
     switch (mode) {
       case 0:
       case FALLOC_FL_KEEP_SIZE:
