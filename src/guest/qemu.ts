@@ -52,6 +52,8 @@ export interface GuestBootOptions {
   files?: ReadonlyArray<{ path: string; data: Uint8Array; mode?: number }>;
   /** Receives the command's output as it arrives (not the boot log). */
   onOutput?: (chunk: Buffer) => void;
+  /** Keep the output for the result (default true); false when streaming only (long outputs). */
+  collectOutput?: boolean;
   /** One line per setup step (downloads, builds); default stderr. */
   progress?: Progress;
   signal?: AbortSignal;
@@ -157,6 +159,7 @@ export function qemuArgs(o: { kernel: string; initrd: string; socketPath: string
 }
 
 const TAIL_LINES = 30;
+const BOOT_LOG_MAX = 1024 * 1024;
 
 function tailLines(text: string, n = TAIL_LINES): string {
   const lines = text.replace(/\r/g, '').split('\n');
@@ -224,6 +227,8 @@ function supervise(qemu: QemuCommand, args: string[], nonce: string, timeoutMs: 
     let bootLog = Buffer.alloc(0); // console before BEGIN (kept whole: it is small)
     let pending = Buffer.alloc(0); // command output not yet handed on (may hold a partial marker)
     const output: Buffer[] = [];
+    const collect = spec.collectOutput ?? true;
+    let tail = Buffer.alloc(0); // last output bytes when not collecting, for error messages
     let stderr = '';
     let bootMs = 0;
     let exitCode: number | undefined;
@@ -231,16 +236,19 @@ function supervise(qemu: QemuCommand, args: string[], nonce: string, timeoutMs: 
     let failure: GuestError | undefined;
     let settled = false;
 
-    const consoleText = () => `${bootLog.toString('utf8')}${Buffer.concat([...output.slice(-20), pending]).toString('utf8')}${stderr ? `\n[qemu stderr] ${stderr}` : ''}`;
+    const consoleText = () => `${bootLog.toString('utf8')}${Buffer.concat([...(collect ? output.slice(-20) : [tail]), pending]).toString('utf8')}${stderr ? `\n[qemu stderr] ${stderr}` : ''}`;
     const emit = (b: Buffer) => {
       if (b.length === 0) return;
-      output.push(b);
+      if (collect) output.push(b);
+      else tail = Buffer.concat([tail, b]).subarray(-16 * 1024);
       spec.onOutput?.(b);
     };
 
     const onData = (chunk: Buffer) => {
       if (phase === 'boot') {
         bootLog = Buffer.concat([bootLog, chunk]);
+        // A guest spewing without ever starting the command must not eat the host's memory.
+        if (bootLog.length > BOOT_LOG_MAX) bootLog = bootLog.subarray(-BOOT_LOG_MAX);
         const e = bootLog.indexOf(errorMark);
         if (e >= 0) {
           const end = bootLog.indexOf('@@', e + errorMark.length);

@@ -169,6 +169,7 @@ export async function run(argv: string[]): Promise<number> {
       interactive,
       progress,
       onOutput: (b) => process.stdout.write(b),
+      collectOutput: false,
       signal: abort.signal,
     });
     if (values.verbose) say(`boot took ${(result.bootMs / 1000).toFixed(2)} s; ${command[0]} exited with status ${result.exitCode}`);
