@@ -6,11 +6,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { forceUnmount, makeTempDir, mountOurs, removeTempDir, requireFuse, type MountOursOptions } from '../support/mount-helpers.ts';
-import { compareBatteries, compileBattery, runBatteryOk, type AllowedDifference } from '../support/posix-battery.ts';
+import { compareBatteries, compileBattery, diffTrees, runBatteryOk, treeManifest, type AllowedDifference } from '../support/posix-battery.ts';
 
 const temps: string[] = [];
 const mounts: string[] = [];
@@ -18,40 +17,6 @@ function temp(prefix: string): string {
   const d = realpathSync(makeTempDir(prefix));
   temps.push(d);
   return d;
-}
-
-/**
- * Everything about a tree that must not depend on the file system that
- * produced it: names (as bytes), types, modes, owners, sizes, link counts of
- * files, symlink targets and a content hash. No times, inode numbers or
- * directory sizes.
- */
-function manifest(root: string): string[] {
-  const out: string[] = [];
-  const walk = (rel: Buffer) => {
-    const abs = Buffer.concat([Buffer.from(root + '/'), rel]);
-    for (const name of (readdirSync(abs, { encoding: 'buffer' }) as Buffer[]).sort(Buffer.compare)) {
-      const r = rel.length ? Buffer.concat([rel, Buffer.from('/'), name]) : name;
-      const p = Buffer.concat([Buffer.from(root + '/'), r]);
-      const st = lstatSync(p);
-      let extra = '';
-      if (st.isFile()) extra = `size=${st.size} nlink=${st.nlink} sha=${createHash('sha1').update(readFileSync(p)).digest('hex')}`;
-      else if (st.isSymbolicLink()) extra = `-> ${(readlinkSync(p, { encoding: 'buffer' }) as Buffer).toString('hex')}`;
-      else if (st.isCharacterDevice() || st.isBlockDevice()) extra = `rdev=${st.rdev}`;
-      out.push(`${r.toString('hex')} mode=${st.mode.toString(8)} owner=${st.uid}:${st.gid} ${extra}`);
-      if (st.isDirectory()) walk(r);
-    }
-  };
-  walk(Buffer.alloc(0));
-  return out;
-}
-
-function diffManifests(a: string[], b: string[]): string {
-  const sa = new Set(a);
-  const sb = new Set(b);
-  const onlyA = a.filter((l) => !sb.has(l)).slice(0, 10);
-  const onlyB = b.filter((l) => !sa.has(l)).slice(0, 10);
-  return [...onlyA.map((l) => `native only: ${l}`), ...onlyB.map((l) => `host side only: ${l}`)].join('\n');
 }
 
 /*
@@ -112,7 +77,7 @@ describe('POSIX battery: native directory vs FUSE mounts (kernel as client)', { 
     await compileBattery();
     const dir = temp('battery-native-');
     native = await runBatteryOk(dir);
-    nativeTree = manifest(dir);
+    nativeTree = treeManifest(dir);
     // The read-only oracle: a native read-only bind mount of a populated tree.
     roSource = temp('battery-ro-src-');
     await runBatteryOk(roSource, { mode: 'populate-readonly' });
@@ -147,14 +112,14 @@ describe('POSIX battery: native directory vs FUSE mounts (kernel as client)', { 
       assert.deepEqual(cmp.allowedUnused, [], 'a declared difference no longer occurs: remove it from the allow list');
       if (c.hostSide) {
         // What went through the mount landed on the host exactly as natively.
-        const d = diffManifests(nativeTree, manifest(shared));
+        const d = diffTrees(nativeTree, treeManifest(shared));
         assert.equal(d, '', `host-side tree written through ${c.label} differs from the native tree:\n${d}`);
       }
     });
   }
 
   it('passthrough --readonly: EROFS exactly where a native read-only mount gives it', async () => {
-    const before = manifest(roSource);
+    const before = treeManifest(roSource);
     const m = await mountOurs({ sharedDir: roSource, fs: 'passthrough', readonly: true, xattr: true });
     mounts.push(m.mountpoint);
     let lines: string[];
@@ -165,7 +130,7 @@ describe('POSIX battery: native directory vs FUSE mounts (kernel as client)', { 
     }
     const cmp = compareBatteries(nativeRo, lines, {}, ['native-ro', 'mount']);
     assert.ok(cmp.equal, cmp.diff);
-    assert.deepEqual(manifest(roSource), before, 'a read-only mount changed the shared directory');
+    assert.deepEqual(treeManifest(roSource), before, 'a read-only mount changed the shared directory');
   });
 
   /*

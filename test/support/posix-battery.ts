@@ -5,7 +5,7 @@
 // check, "<name> <result>", and two runs are compared line by line.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -200,4 +200,46 @@ export function compareBatteries(
   }
   const allowedUnused = Object.keys(allow).filter((n) => !allowedSeen.includes(n));
   return { equal: problems.length === 0, diff: problems.join('\n'), allowedSeen, allowedUnused };
+}
+
+/**
+ * Everything about a tree that must not depend on the file system that
+ * produced it: names (as bytes), types, modes, owners, sizes, link counts of
+ * files, symlink targets and a content hash. No times, inode numbers or
+ * directory sizes.
+ */
+/** A name as printable ASCII, other bytes (and backslash, space) as \\xNN. */
+export function escapeName(b: Buffer): string {
+  let s = '';
+  for (const c of b) s += c > 0x20 && c < 0x7f && c !== 0x5c ? String.fromCharCode(c) : `\\x${c.toString(16).padStart(2, '0')}`;
+  return s;
+}
+
+export function treeManifest(root: string): string[] {
+  const out: string[] = [];
+  const walk = (rel: Buffer) => {
+    const abs = Buffer.concat([Buffer.from(root + '/'), rel]);
+    for (const name of (readdirSync(abs, { encoding: 'buffer' }) as Buffer[]).sort(Buffer.compare)) {
+      const r = rel.length ? Buffer.concat([rel, Buffer.from('/'), name]) : name;
+      const p = Buffer.concat([Buffer.from(root + '/'), r]);
+      const st = lstatSync(p);
+      let extra = '';
+      if (st.isFile()) extra = `size=${st.size} nlink=${st.nlink} sha=${createHash('sha1').update(readFileSync(p)).digest('hex')}`;
+      else if (st.isSymbolicLink()) extra = `-> ${escapeName(readlinkSync(p, { encoding: 'buffer' }) as Buffer)}`;
+      else if (st.isCharacterDevice() || st.isBlockDevice()) extra = `rdev=${st.rdev}`;
+      out.push(`${escapeName(r)} mode=${st.mode.toString(8)} owner=${st.uid}:${st.gid} ${extra}`);
+      if (st.isDirectory()) walk(r);
+    }
+  };
+  walk(Buffer.alloc(0));
+  return out;
+}
+
+/** Lines only in one manifest or the other (first ten of each), or '' when equal. */
+export function diffTrees(a: string[], b: string[], labels: [string, string] = ['native', 'host side']): string {
+  const sa = new Set(a);
+  const sb = new Set(b);
+  const onlyA = a.filter((l) => !sb.has(l)).slice(0, 10);
+  const onlyB = b.filter((l) => !sa.has(l)).slice(0, 10);
+  return [...onlyA.map((l) => `${labels[0]} only: ${l}`), ...onlyB.map((l) => `${labels[1]} only: ${l}`)].join('\n');
 }

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { compareBatteries, compileBattery, runBattery, runBatteryOk, splitLine } from '../support/posix-battery.ts';
+import { compareBatteries, compileBattery, diffTrees, escapeName, runBattery, runBatteryOk, splitLine, treeManifest } from '../support/posix-battery.ts';
 
 const TMPFS_MAGIC = 0x01021994;
 const temps: string[] = [];
@@ -21,9 +21,11 @@ const results = (lines: string[]) => new Map(lines.map(splitLine));
 
 describe('POSIX battery on native directories', () => {
   let first: string[];
+  let firstDir: string;
   before(async () => {
     await compileBattery();
-    first = await runBatteryOk(temp());
+    firstDir = temp();
+    first = await runBatteryOk(firstDir);
   });
   after(() => {
     for (const d of temps) {
@@ -43,10 +45,19 @@ describe('POSIX battery on native directories', () => {
     }
   });
 
-  it('is deterministic: a second run on another directory prints the same', async () => {
-    const second = await runBatteryOk(temp());
+  it('is deterministic: a second run on another directory prints the same and leaves the same tree', async () => {
+    const dir = temp();
+    const second = await runBatteryOk(dir);
     const cmp = compareBatteries(first, second, {}, ['run1', 'run2']);
     assert.ok(cmp.equal, cmp.diff);
+    const m1 = treeManifest(firstDir);
+    assert.ok(m1.length > 10_000, `manifest has only ${m1.length} entries`);
+    assert.equal(diffTrees(m1, treeManifest(dir), ['run1', 'run2']), '');
+    // The manifest sees what the checks leave behind: owners, odd names, symlinks.
+    assert.ok(m1.some((l) => /^perm\/open\/mine mode=100600 owner=65534:65534 size=4 nlink=1 /.test(l)), 'owner of perm/open/mine');
+    assert.ok(m1.includes('un/\\xff\\xfe-not-utf8 mode=100644 owner=0:0 size=1 nlink=1 sha=' + m1.find((l) => l.startsWith('un/\\xff'))!.split('sha=')[1]));
+    assert.ok(m1.some((l) => l.startsWith('sl/l mode=120777 owner=0:0 -> target-file')));
+    assert.equal(escapeName(Buffer.from('a b\n\\')), 'a\\x20b\\x0a\\x5c');
   });
 
   it('does not depend on the file system: tmpfs matches ext4 except where tmpfs lacks a feature', async (t) => {
