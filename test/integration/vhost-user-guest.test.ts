@@ -60,3 +60,30 @@ test('a Linux guest mounts our daemon: ls, cat, write, sha256 both ways; daemon 
   assert.equal(code, 0, `daemon did not exit 0 after the VM left:\n${daemon.log()}`);
   assert.match(daemon.log(), /frontend disconnected/);
 });
+
+test('guest fio --verify (crc32c, mixed block sizes, random writes) passes on our daemon', { timeout: 240_000 }, async () => {
+  const share = join(dir, 'fio');
+  mkdirSync(share);
+  const sock = join(dir, 'fio.sock');
+  const d = await startServe(['--socket-path', sock, '--shared-dir', share, '--cache', 'never'], sock);
+  try {
+    const r = await runInGuest({
+      socketPath: sock,
+      withFio: true,
+      timeoutMs: 200_000,
+      command:
+        'fio --name=verify --filename=fio.dat --size=16M --rw=randwrite --bsrange=4k-128k --ioengine=psync --direct=1 ' +
+        '--verify=crc32c --do_verify=1 --verify_fatal=1 --randrepeat=1 --output-format=terse --terse-version=3\n' +
+        'echo "fio-status=$?"',
+    });
+    assert.equal(r.exitCode, 0, `${r.output}\n--- daemon ---\n${d.log()}`);
+    assert.match(r.output, /fio-status=0/);
+    const terse = r.output.split('\n').find((l) => l.startsWith('3;fio-'));
+    assert.ok(terse, `no terse line in:\n${r.output}`);
+    assert.equal(terse.split(';')[4], '0', 'fio reported no error');
+    assert.equal(statSync(join(share, 'fio.dat')).size, 16 * 1024 * 1024);
+    assert.equal(await d.exited, 0);
+  } finally {
+    d.kill();
+  }
+});
