@@ -103,6 +103,7 @@ static void emit_rc(const char *name, long rc) {
   } while (0)
 
 /* ---------- helpers ---------- */
+#define MiB (1 << 20)
 static uint64_t fnv(const void *p, size_t n, uint64_t h) {
   const unsigned char *b = p;
   for (size_t i = 0; i < n; i++) {
@@ -363,6 +364,46 @@ static void c_rw_large(const char *N) {
   free(dst);
 }
 
+/* One write() and one read() far larger than FUSE's max_write: the kernel splits them. */
+static void c_rw_big_single(const char *N) {
+  const size_t len = 3 * MiB + 5;
+  char *src = xmalloc(len), *dst = xmalloc(len);
+  fill(src, len, 43);
+  int fd = open("rw_big1", O_RDWR | O_CREAT | O_EXCL, 0644);
+  if (fd < 0) FAIL("create");
+  ssize_t w = write(fd, src, len);
+  if (w < 0) FAIL("write");
+  ssize_t r = pread(fd, dst, len, 0);
+  if (r < 0) FAIL("pread");
+  close(fd);
+  emit(N, "ok wrote=%zd read=%zd match=%d", w, r, r == (ssize_t)len && !memcmp(src, dst, len));
+  free(src);
+  free(dst);
+}
+
+/* O_DIRECT with page-aligned buffers, offsets and lengths. */
+static void c_rw_o_direct(const char *N) {
+  const size_t len = 64 * 1024;
+  void *src, *dst;
+  if (posix_memalign(&src, 4096, len) || posix_memalign(&dst, 4096, len)) BAD("posix_memalign");
+  fill(src, len, 44);
+  memset(dst, 0, len);
+  int fd = open("rw_direct", O_RDWR | O_CREAT | O_EXCL | O_DIRECT, 0644);
+  if (fd < 0) FAIL("create");
+  ssize_t w = pwrite(fd, src, len, 0);
+  if (w < 0) FAIL("pwrite");
+  ssize_t r = pread(fd, dst, len, 0);
+  if (r < 0) FAIL("pread");
+  close(fd);
+  uint64_t h;
+  off_t l;
+  TRY(hash_file("rw_direct", &h, &l), "hash_buffered");
+  emit(N, "ok wrote=%zd read=%zd match=%d buffered_view=%s", w, r, r == (ssize_t)len && !memcmp(src, dst, len),
+       h == fnv(src, len, FNV0) ? "match" : "differs");
+  free(src);
+  free(dst);
+}
+
 static void c_rw_pread_pwrite(const char *N) {
   char buf[70000], back[70000];
   fill(buf, sizeof buf, 7);
@@ -480,7 +521,6 @@ static void c_rw_rename_open(const char *N) {
 /* ====================================================================== */
 /* sparse files and holes                                                  */
 /* ====================================================================== */
-#define MiB (1 << 20)
 static void c_sparse(const char *N) {
   char data[4096];
   fill(data, sizeof data, 9);
@@ -1097,6 +1137,44 @@ static void c_chmod(const char *N) {
        ts.st_mode & 07777, ls.st_mode & 07777);
 }
 
+/* The caller's umask shapes new modes (applied by the kernel or the server). */
+static void c_umask(const char *N) {
+  TRY(mkdirs("um"), "mkdir");
+  mode_t old = umask(027);
+  int fd = open("um/f", O_WRONLY | O_CREAT | O_EXCL, 0666);
+  int e1 = fd < 0 ? errno : 0;
+  if (fd >= 0) close(fd);
+  int e2 = mkdir("um/d", 0777) < 0 ? errno : 0;
+  int e3 = mkfifo("um/p", 0666) < 0 ? errno : 0;
+  int e4 = symlink("f", "um/l") < 0 ? errno : 0;
+  umask(old);
+  if (e1 || e2 || e3 || e4) {
+    errno = e1 ? e1 : e2 ? e2 : e3 ? e3 : e4;
+    FAIL("create");
+  }
+  struct stat f, d, p, l;
+  TRY(stat("um/f", &f), "stat_f");
+  TRY(stat("um/d", &d), "stat_d");
+  TRY(lstat("um/p", &p), "stat_p");
+  TRY(lstat("um/l", &l), "stat_l");
+  emit(N, "ok file=%04o dir=%04o fifo=%04o symlink=%04o", f.st_mode & 07777, d.st_mode & 07777, p.st_mode & 07777,
+       l.st_mode & 07777);
+}
+
+/* BSD group semantics: a set-group-ID directory hands its group (and, to
+ * subdirectories, the bit itself) to whatever is created inside it. */
+static void c_setgid_dir(const char *N) {
+  TRY(mkdir("sg", 0755), "mkdir");
+  TRY(chown("sg", 0, 4321), "chown");
+  TRY(chmod("sg", 02775), "chmod");
+  TRY(put_str("sg/f", "x"), "create");
+  TRY(mkdir("sg/d", 0755), "mkdir_sub");
+  struct stat f, d;
+  TRY(stat("sg/f", &f), "stat_f");
+  TRY(stat("sg/d", &d), "stat_d");
+  emit(N, "ok file_gid=%u dir_gid=%u dir_mode=%04o", f.st_gid, d.st_gid, d.st_mode & 07777);
+}
+
 static void c_chown(const char *N) {
   TRY(mkdirs("co"), "mkdir");
   TRY(put_str("co/f", "x"), "create");
@@ -1671,6 +1749,9 @@ static void c_errno(const char *N) {
   E("eexist.mkdir_over_file", mkdir("er/file", 0755));
   EFD("eexist.open_excl", open("er/file", O_WRONLY | O_CREAT | O_EXCL, 0644));
   EFD("eexist.open_excl_dir", open("er/dir", O_WRONLY | O_CREAT | O_EXCL, 0644));
+  /* O_EXCL never follows a symlink, not even a dangling one. */
+  if (symlink("nowhere", "er/dangling") == 0)
+    EFD("eexist.open_excl_dangling_symlink", open("er/dangling", O_WRONLY | O_CREAT | O_EXCL, 0644));
   E("eexist.symlink", symlink("x", "er/file"));
   E("eexist.link", link("er/file", "er/dir"));
   E("eexist.mknod", mknod("er/file", S_IFIFO | 0644, 0));
@@ -1908,6 +1989,8 @@ static const struct check checks[] = {
     {"statfs", c_statfs, 0},
     {"rw.basic", c_rw_basic, 0},
     {"rw.large", c_rw_large, 0},
+    {"rw.big_single_io", c_rw_big_single, 0},
+    {"rw.o_direct", c_rw_o_direct, 0},
     {"rw.pread_pwrite", c_rw_pread_pwrite, 0},
     {"rw.write_past_eof", c_rw_write_past_eof, 0},
     {"rw.append", c_rw_append, 0},
@@ -1938,6 +2021,8 @@ static const struct check checks[] = {
     {"readdir.concurrent_unlink", c_readdir_concurrent_unlink, 0},
     {"cache.drop_and_revisit", c_drop_caches, 0},
     {"attr.chmod", c_chmod, 0},
+    {"attr.umask", c_umask, 0},
+    {"attr.setgid_dir", c_setgid_dir, 0},
     {"attr.chown", c_chown, 0},
     {"attr.utimens", c_utimens, 0},
     {"attr.mtime_updates", c_mtime_updates, 0},
