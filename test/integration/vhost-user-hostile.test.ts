@@ -230,3 +230,68 @@ test('an announced payload beyond any request ends the connection', { timeout: 3
   assert.equal(await exitCode(d), 1);
   assert.match(d.log(), /payload/);
 });
+
+test('memory slots: ADD_MEM_REG serves a ring, REM_MEM_REG of an unknown region is refused, RESET_DEVICE stops the rings', { timeout: 30_000 }, async () => {
+  const share = makeShare();
+  const { d, fe } = await daemon(share);
+  const PF_CONFIGURE_MEM_SLOTS = 1n << 15n;
+  const PF_RESET_DEVICE = 1n << 13n;
+  assert.ok(fe.getU64(R.GET_PROTOCOL_FEATURES) & PF_CONFIGURE_MEM_SLOTS);
+  fe.u64(R.SET_PROTOCOL_FEATURES, PF_REPLY_ACK | PF_CONFIGURE_MEM_SLOTS | PF_RESET_DEVICE);
+  assert.ok(fe.getU64(R.GET_MAX_MEM_SLOTS) >= 8n);
+  fe.u64(R.SET_FEATURES, F_VERSION_1 | F_PROTOCOL, { flags: NEED_REPLY });
+  assert.equal(fe.ack(R.SET_FEATURES), 0n);
+
+  const layout = { gpaBase: 0x8000_0000, uvaBase: 0x7e00_8000_0000, ramSize: MiB, queueSize: 8 };
+  const region = (gpa: number) => {
+    const p = Buffer.alloc(40); // u64 padding, then {gpa, size, uva, mmap_offset}
+    p.writeBigUInt64LE(BigInt(gpa), 8);
+    p.writeBigUInt64LE(BigInt(MiB), 16);
+    p.writeBigUInt64LE(BigInt(layout.uvaBase), 24);
+    return p;
+  };
+  const memfd = memfdCreate('slot', MiB);
+  const map = mapFd(memfd, MiB, 0);
+  fe.send(R.ADD_MEM_REG, region(layout.gpaBase), { flags: NEED_REPLY });
+  assert.notEqual(fe.ack(R.ADD_MEM_REG), 0n, 'ADD_MEM_REG without its fd refused');
+  fe.send(R.ADD_MEM_REG, region(layout.gpaBase), { flags: NEED_REPLY, fds: [memfd] });
+  assert.equal(fe.ack(R.ADD_MEM_REG), 0n);
+  fe.send(R.REM_MEM_REG, region(0x1234_0000), { flags: NEED_REPLY });
+  assert.notEqual(fe.ack(R.REM_MEM_REG), 0n, 'removing a region that was never added is refused');
+
+  const q = new MockSplitQueue(layout, map.buffer);
+  const a = q.ringAddresses();
+  const kick = eventfdCreate();
+  const call = eventfdCreate();
+  fe.vringState(R.SET_VRING_NUM, 1, 8);
+  fe.vringState(R.SET_VRING_BASE, 1, 0);
+  fe.vringAddr(1, a.desc, a.used, a.avail);
+  fe.u64(R.SET_VRING_CALL, 1n, { fds: [call] });
+  fe.u64(R.SET_VRING_KICK, 1n, { fds: [kick] });
+  // PROTOCOL_FEATURES negotiated: the ring waits for SET_VRING_ENABLE(1).
+  const c1 = q.addChain([{ data: fuseInitRequest(0x77n) }, { len: 256, writable: true }]);
+  q.publish(c1.head);
+  eventfdSignal(kick);
+  assert.equal(pollFd(call, 500), false, 'a disabled ring does not serve');
+  fe.vringState(R.SET_VRING_ENABLE, 1, 1, NEED_REPLY);
+  assert.equal(fe.ack(R.SET_VRING_ENABLE), 0n);
+  assert.equal(pollFd(call, 5000), true, 'enabled: the waiting request is served');
+  eventfdDrain(call);
+  const [u] = q.takeUsed();
+  assert.equal(u?.id, c1.head);
+  assert.equal(Buffer.from(q.read(c1.addrs[1]!, 16)).readBigUInt64LE(8), 0x77n);
+
+  // RESET_DEVICE: rings stop; a request published afterwards is not touched.
+  fe.send(R.RESET_DEVICE, Buffer.alloc(0), { flags: NEED_REPLY });
+  assert.equal(fe.ack(R.RESET_DEVICE), 0n);
+  const c2 = q.addChain([{ data: fuseInitRequest(0x78n) }, { len: 256, writable: true }]);
+  q.publish(c2.head);
+  eventfdSignal(kick);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual(q.takeUsed(), [], 'nothing served after reset');
+
+  fe.close();
+  assert.equal(await exitCode(d), 0, d.log());
+  unmap(map);
+  for (const fd of [memfd, kick, call]) closeFd(fd);
+});
