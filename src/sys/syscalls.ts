@@ -346,6 +346,15 @@ export function lseek(fd: number, offset: number, whence: number): number {
 }
 
 /**
+ * Positions a directory fd at a getdents64 cookie (a d_off value, kept as the
+ * bigint it is: ext4 hands out 63-bit hashes a JS number cannot carry).
+ */
+export function seekDir(fd: number, cookie: bigint): void {
+  const r: number | bigint = c.lseek(fd, cookie, SEEK_SET);
+  if (r < 0) fail('lseek');
+}
+
+/**
  * pread(2) of `len` bytes at file offset `pos` into buf[bufOffset..]. Returns
  * the count read (short at EOF). No copies: the kernel writes into buf.
  */

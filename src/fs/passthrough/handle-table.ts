@@ -9,10 +9,12 @@ const E = constants.errno;
 /**
  * Where a directory handle stands in its getdents64 stream. Cookies we hand the
  * kernel are entry indexes (1 = after the first entry), never the host's d_off
- * (ext4 hands out 63-bit hashes that a JS number cannot carry). The last
- * getdents64 batch is kept, so re-reading any offset inside it (the kernel does
- * that whenever a user buffer fills mid-reply) costs no syscall; any other
- * offset rewinds and skips.
+ * (ext4 hands out 63-bit hashes that a JS number cannot carry). The host's
+ * d_off of every entry handed out is kept (8 bytes each, `cookies`), so a
+ * request for any earlier index resumes at the host's own cookie: exact even
+ * when entries are removed meanwhile, as natively. The last getdents64 batch
+ * is kept too, so re-reading an offset inside it (the kernel does that
+ * whenever a user buffer fills mid-reply) costs no syscall.
  */
 export class DirStream {
   buf: Buffer | null = null;
@@ -24,6 +26,22 @@ export class DirStream {
   index = 0;
   /** Index of the first record in buf. */
   bufIndex = 0;
+  /** Host d_off (raw little-endian s64) of entry i at [8i, 8i+8). */
+  cookies = Buffer.alloc(0);
+  /** Entries whose host d_off is in `cookies`. */
+  known = 0;
+
+  /** Records the host d_off of the record at byte `recPos` of buf as entry `index`'s. */
+  recordCookie(recPos: number): void {
+    const at = this.index * 8;
+    if (at + 8 > this.cookies.length) {
+      const grown = Buffer.alloc(Math.max(1024, this.cookies.length * 2));
+      this.cookies.copy(grown, 0, 0, this.known * 8);
+      this.cookies = grown;
+    }
+    this.buf!.copy(this.cookies, at, recPos + 8, recPos + 16);
+    this.known = this.index + 1;
+  }
 }
 
 export class OpenHandle {

@@ -43,7 +43,12 @@ export class Inode {
     /** struct file_handle bytes, or null when the fd is the only hold (pinned). */
     readonly handle: Buffer | null,
     readonly mountId: number,
-    readonly pinned: boolean,
+    /**
+     * Keeps its fd for as long as it is known, outside the LRU: inodes without
+     * a handle, the root, and inodes that lost a name while the kernel knows
+     * them (see hold()).
+     */
+    public pinned: boolean,
   ) {}
 }
 
@@ -156,6 +161,21 @@ export class InodeStore {
       return this.create(fd, dev, ino, type, generation, h);
     }
     return this.create(fd, dev, ino, type, generation, this.useHandles ? this.handleOf(fd, type) : null);
+  }
+
+  /**
+   * Pins the inode's fd until it is forgotten. Called before a name of it goes
+   * away (unlink, rmdir, rename over it): once the last link is gone its
+   * handle can no longer be opened, yet the kernel may still act on the inode
+   * (flush times of a deleted file under writeback caching, fstat of an open
+   * unlinked file), exactly as on a native file system.
+   */
+  hold(inode: Inode): void {
+    if (inode.pinned) return;
+    this.fdOf(inode);
+    if (inode.fd < 0) return; // stale already: nothing left to hold
+    this.unlink(inode);
+    inode.pinned = true;
   }
 
   /** Registers that an open file/dir handle holds `fd` on this inode. */

@@ -96,6 +96,11 @@ export interface PassthroughOptions {
   maxOpenPathFds?: number;
 }
 
+// FUSE 7.39 (Linux 6.6+): MAP_SHARED mmap of FOPEN_DIRECT_IO files. Not in
+// the 7.38 header src/fuse/abi.ts follows; the bit only changes the client's
+// mmap policy, not any wire format, so it is safe at any negotiated minor.
+const FUSE_DIRECT_IO_ALLOW_MMAP = 1n << 36n;
+
 const DEFAULT_MAX_PATH_FDS = 1024;
 const MIN_MAX_PATH_FDS = 16;
 const DIRENT_BUF_SIZE = 32 * 1024;
@@ -180,6 +185,9 @@ export class PassthroughFs implements FileSystem {
   init(info: InitInfo): bigint {
     let want = info.want | FUSE_ASYNC_READ | FUSE_PARALLEL_DIROPS | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO |
       FUSE_BIG_WRITES | FUSE_ATOMIC_O_TRUNC;
+    // cache=never opens with FOPEN_DIRECT_IO, which otherwise makes the client
+    // refuse shared mmap (ENODEV); the host file is coherent, so allow it.
+    if (this.options.cache === 'never') want |= FUSE_DIRECT_IO_ALLOW_MMAP;
     if (this.options.cache === 'auto') want |= FUSE_AUTO_INVAL_DATA;
     if (this.options.cache === 'always') want |= FUSE_CACHE_SYMLINKS;
     if (this.options.writeback && !this.options.readonly) want |= FUSE_WRITEBACK_CACHE;
@@ -432,16 +440,41 @@ export class PassthroughFs implements FileSystem {
     return this.entryOf(this.lookupAt(pfd, cn));
   }
 
+  /**
+   * Before a name goes away: if the kernel knows the inode behind it, pin its
+   * fd (InodeStore.hold) so the inode stays reachable once its last link is
+   * gone. Errors are left to the real op that follows.
+   */
+  private holdVictim(dirfd: number, cname: Buffer): void {
+    try {
+      sys.statxInto(dirfd, cname, sys.AT_SYMLINK_NOFOLLOW, sys.STATX_BASIC_STATS, this.sb);
+    } catch {
+      return;
+    }
+    const inode = this.store.find(statxDev(this.sb), statxIno(this.sb));
+    if (inode !== undefined) {
+      try {
+        this.store.hold(inode);
+      } catch {
+        /* stale already: nothing to keep */
+      }
+    }
+  }
+
   unlink(_ctx: RequestContext, parent: number, name: Buffer): void {
     if (this.options.readonly) throw erofs();
     const pfd = this.dirFd(parent);
-    sys.unlinkat(pfd, this.cname(name, this.nameA), 0);
+    const cn = this.cname(name, this.nameA);
+    this.holdVictim(pfd, cn);
+    sys.unlinkat(pfd, cn, 0);
   }
 
   rmdir(_ctx: RequestContext, parent: number, name: Buffer): void {
     if (this.options.readonly) throw erofs();
     const pfd = this.dirFd(parent);
-    sys.unlinkat(pfd, this.cname(name, this.nameA), sys.AT_REMOVEDIR);
+    const cn = this.cname(name, this.nameA);
+    this.holdVictim(pfd, cn);
+    sys.unlinkat(pfd, cn, sys.AT_REMOVEDIR);
   }
 
   rename(_ctx: RequestContext, parent: number, name: Buffer, newparent: number, newname: Buffer, flags: number): void {
@@ -451,6 +484,7 @@ export class PassthroughFs implements FileSystem {
     const pfd = this.dirFd(parent);
     const npfd = this.dirFd(newparent);
     // Both fds are live: the LRU evicts only its tail, and both were just touched.
+    if ((flags & sys.RENAME_EXCHANGE) === 0) this.holdVictim(npfd, b);
     sys.renameat2(pfd, a, npfd, b, flags);
   }
 
@@ -562,6 +596,11 @@ export class PassthroughFs implements FileSystem {
   }
 
   lseek(_ctx: RequestContext, _nodeid: number, fh: number, offset: number, whence: number): number {
+    // Under writeback caching the client holds written data (and the size)
+    // we have not seen yet, and the kernel does not flush before FUSE_LSEEK:
+    // our SEEK_DATA/SEEK_HOLE would answer ENXIO inside the client's file.
+    // ENOSYS makes it answer from its own view ("all data up to i_size").
+    if (this.options.writeback) throw new FsError(E.ENOSYS);
     return sys.lseek(this.handleFd(fh), offset, whence);
   }
 
@@ -601,7 +640,14 @@ export class PassthroughFs implements FileSystem {
       ds.index = offset;
       return;
     }
-    // Anywhere else: rewind and skip (telldir/seekdir by the client; rare).
+    if (offset > 0 && offset <= ds.known) {
+      // An entry we handed out: resume at the host's cookie for it.
+      sys.seekDir(h.fd, ds.cookies.readBigInt64LE((offset - 1) * 8));
+      ds.len = ds.pos = 0;
+      ds.index = ds.bufIndex = offset;
+      return;
+    }
+    // Never handed out (or 0): rewind and skip.
     sys.lseek(h.fd, 0, sys.SEEK_SET);
     ds.len = ds.pos = ds.index = ds.bufIndex = 0;
     while (ds.index < offset) {
@@ -611,6 +657,7 @@ export class PassthroughFs implements FileSystem {
         ds.pos = ds.len;
         continue;
       }
+      ds.recordCookie(ds.pos);
       ds.pos = rec.next;
       ds.index++;
     }
@@ -644,6 +691,7 @@ export class PassthroughFs implements FileSystem {
       }
       const entry: DirEntry = { ino: rec.ino, off: ds.index + 1, type: rec.type, name: Buffer.from(rec.name) };
       if (!sink.add(entry)) return;
+      ds.recordCookie(ds.pos);
       ds.pos = rec.next;
       ds.index++;
     }
@@ -673,6 +721,7 @@ export class PassthroughFs implements FileSystem {
         } catch (err) {
           // Gone between getdents and the lookup (or unreadable): skip it.
           if (errnoOf(err) === undefined) throw err;
+          ds.recordCookie(ds.pos);
           ds.pos = rec.next;
           ds.index++;
           continue;
@@ -682,6 +731,7 @@ export class PassthroughFs implements FileSystem {
         if (inode !== null) this.unlookup(inode);
         return;
       }
+      ds.recordCookie(ds.pos);
       ds.pos = rec.next;
       ds.index++;
     }
