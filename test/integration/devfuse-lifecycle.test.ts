@@ -67,17 +67,15 @@ describe('virtiofs-ts mount: lifecycle', () => {
     const share = join(base, 'share-sig');
     mkdirSync(share);
     const m = await mountOurs({ sharedDir: share, fs: 'memory' });
-    const exit = new Promise<number | null>((r) => m.child.on('exit', (code) => r(code)));
     m.child.kill('SIGINT');
-    assert.equal(await exit, 0, m.output());
+    assert.equal(await m.waitExit(), 0, m.output());
     assert.equal(isMounted(m.mountpoint), false);
     await m.stop();
 
     const m2 = await mountOurs({ sharedDir: share, fs: 'memory' });
-    const exit2 = new Promise<number | null>((r) => m2.child.on('exit', (code) => r(code)));
     const um = spawnSync('umount', [m2.mountpoint], { encoding: 'utf8' });
     assert.equal(um.status, 0, um.stderr);
-    assert.equal(await exit2, 0, m2.output());
+    assert.equal(await m2.waitExit(), 0, m2.output());
     await m2.stop();
   });
 
@@ -91,7 +89,6 @@ describe('virtiofs-ts mount: lifecycle', () => {
     let held = '';
     holder.stdout.setEncoding('utf8').on('data', (d: string) => (held += d));
     await new Promise((r) => setTimeout(r, 200));
-    const exit = new Promise<number | null>((r) => m.child.on('exit', (code) => r(code)));
     m.child.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(isMounted(m.mountpoint), false, 'detached from the namespace');
@@ -99,7 +96,7 @@ describe('virtiofs-ts mount: lifecycle', () => {
     holder.stdin.end('go\n');
     await new Promise((r) => holder.on('exit', r));
     assert.equal(held, 'still here\n', 'the holder could still read after the detach');
-    assert.equal(await exit, 0, m.output());
+    assert.equal(await m.waitExit(), 0, m.output());
     await m.stop();
   });
 

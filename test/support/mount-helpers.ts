@@ -35,6 +35,8 @@ export interface OurMount {
   child: ChildProcess;
   /** Everything the server wrote to stdout/stderr so far. */
   output(): string;
+  /** Waits for the server to exit by itself; resolves with its exit code (null: killed by a signal). */
+  waitExit(timeoutMs?: number): Promise<number | null>;
   /** SIGTERM, wait for exit; rejects unless the server exited 0 and the mount is gone. */
   stop(): Promise<void>;
 }
@@ -131,6 +133,12 @@ export async function mountOurs(opts: MountOursOptions): Promise<OurMount> {
     }),
   );
   live.add(mountpoint);
+  // A server a failing test forgot to stop must not keep the test process
+  // alive: it is unmounted (and so ends) by the exit hook above. Waiting on it
+  // goes through waitExit()/stop(), whose timers keep the loop alive.
+  child.unref();
+  (child.stdout as unknown as { unref?: () => void }).unref?.();
+  (child.stderr as unknown as { unref?: () => void }).unref?.();
 
   const timeoutMs = opts.timeoutMs ?? 20_000;
   const deadline = Date.now() + timeoutMs;
@@ -156,11 +164,26 @@ export async function mountOurs(opts: MountOursOptions): Promise<OurMount> {
     mountpoint,
     child,
     output: () => out,
+    async waitExit(waitMs = 15_000) {
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        exited.then(() => false),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(true), waitMs))),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) throw new Error(`server did not exit within ${waitMs} ms\n${out}`);
+      return exitCode ?? null;
+    },
     async stop() {
       if (stopped) return;
       stopped = true;
       if (exitCode === undefined) child.kill('SIGTERM');
-      const timedOut = await Promise.race([exited.then(() => false), sleep(15_000).then(() => true)]);
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        exited.then(() => false),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(true), 15_000))),
+      ]);
+      clearTimeout(timer);
       const stillMounted = isMounted(mountpoint);
       if (timedOut) child.kill('SIGKILL');
       forceUnmount(mountpoint);
