@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GuestError, runInGuest } from '../../src/guest/qemu.ts';
+import { GuestError, GuestTimeoutError, runInGuest } from '../../src/guest/qemu.ts';
 import { startCVirtiofsd, type CVirtiofsd } from '../../src/guest/virtiofsd.ts';
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -25,7 +25,12 @@ function sections(output: string): Map<string, string> {
 describe('guest harness against the C virtiofsd', { timeout: 240_000 }, () => {
   let work: string;
   let share: string;
-  let daemon: CVirtiofsd | undefined;
+  const daemons: CVirtiofsd[] = [];
+  const startDaemon = async (name: string) => {
+    const d = await startCVirtiofsd({ socketPath: join(work, `${name}.sock`), sharedDir: share, cache: 'auto' });
+    daemons.push(d);
+    return d;
+  };
 
   before(() => {
     work = mkdtempSync(join(tmpdir(), 'vfts-guest-harness-'));
@@ -33,7 +38,7 @@ describe('guest harness against the C virtiofsd', { timeout: 240_000 }, () => {
     mkdirSync(share);
   });
   after(async () => {
-    await daemon?.stop();
+    for (const d of daemons) await d.stop();
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -46,7 +51,7 @@ describe('guest harness against the C virtiofsd', { timeout: 240_000 }, () => {
     const allBytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
     writeFileSync(join(share, 'bytes.bin'), allBytes);
 
-    daemon = await startCVirtiofsd({ socketPath: join(work, 'c.sock'), sharedDir: share, cache: 'auto' });
+    const daemon = await startDaemon('c1');
     const streamed: Buffer[] = [];
     const r = await runInGuest({
       socketPath: daemon.socketPath,
@@ -81,11 +86,10 @@ describe('guest harness against the C virtiofsd', { timeout: 240_000 }, () => {
     const start = r.outputBytes.indexOf('==BYTES==\n') + '==BYTES==\n'.length;
     assert.deepEqual(r.outputBytes.subarray(start, start + 256), allBytes);
     assert.equal(await daemon.exited, 0, 'virtiofsd exits cleanly when the guest powers off');
-    daemon = undefined;
   });
 
   test('a guest whose virtio-fs mount fails reports it with a clear error and the console tail', async () => {
-    daemon = await startCVirtiofsd({ socketPath: join(work, 'c2.sock'), sharedDir: share });
+    const daemon = await startDaemon('c2');
     await assert.rejects(
       runInGuest({ socketPath: daemon.socketPath, tag: 'vfts', mountOptions: 'no_such_option_xyz', command: 'exit 0' }),
       (e: unknown) => {
@@ -95,5 +99,17 @@ describe('guest harness against the C virtiofsd', { timeout: 240_000 }, () => {
         return true;
       },
     );
+  });
+
+  test('a guest that overruns its time is killed with a clear error', async () => {
+    const daemon = await startDaemon('c3');
+    const t0 = performance.now();
+    await assert.rejects(runInGuest({ socketPath: daemon.socketPath, command: 'sleep 600', timeoutMs: 1500 }), (e: unknown) => {
+      assert.ok(e instanceof GuestTimeoutError, String(e));
+      assert.match(e.message, /did not finish within 1500 ms \(phase: booting\); QEMU killed/);
+      return true;
+    });
+    // runInGuest settles only once the QEMU process has exited.
+    assert.ok(performance.now() - t0 < 10_000, 'QEMU was killed promptly');
   });
 });

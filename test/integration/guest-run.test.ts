@@ -73,6 +73,22 @@ describe('virtiofs-ts run', { timeout: 300_000 }, () => {
     assert.equal(readFileSync(join(root, 'written'), 'utf8'), 'done\n');
   });
 
+  test('on a terminal, CMD gets the serial console as its controlling tty, sized like ours', async () => {
+    // util-linux script(1) gives the CLI a pseudo-terminal, as a user's shell would.
+    const inner = `stty rows 33 cols 99; exec ${process.execPath} ${CLI} run -- sh -c 'tty; stty size; exit 4'`;
+    const r = await new Promise<{ code: number | null; out: string }>((resolve, reject) => {
+      const child = spawn('script', ['-qec', inner, '/dev/null'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, out }));
+    });
+    assert.equal(r.code, 4);
+    const lines = r.out.replace(/\r/g, '').split('\n');
+    assert.ok(lines.includes('/dev/ttyS0'), r.out);
+    assert.ok(lines.includes('33 99'), r.out);
+  });
+
   test('bad options and missing host pieces are refused with what to do, before anything boots', async () => {
     const r = await cli(['run', '--memory', '12Q', '--', 'true']);
     assert.equal(r.code, 2);
