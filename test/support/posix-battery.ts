@@ -27,7 +27,14 @@ function run(cmd: string, args: string[], timeoutMs: number): Promise<{ code: nu
   });
 }
 
-let compiling: Promise<string> | undefined;
+const builds = new Map<string, Promise<string>>();
+
+export interface CompileOptions {
+  /** Where the cached binary lives (default node_modules/.cache/virtiofs-ts). */
+  cacheDir?: string;
+  /** The compiler to run (default gcc from PATH). */
+  gcc?: string;
+}
 
 /**
  * Compiles posix-battery.c into a static binary (gcc -O2 -static -Wall) and
@@ -35,18 +42,23 @@ let compiling: Promise<string> | undefined;
  * node_modules/.cache/virtiofs-ts, so every test file and the guest harness
  * share one build. Throws a clear error when gcc or the static libc is missing.
  */
-export function compileBattery(): Promise<string> {
-  compiling ??= (async () => {
+export function compileBattery(opts: CompileOptions = {}): Promise<string> {
+  const cacheDir = opts.cacheDir ?? BATTERY_CACHE_DIR;
+  const gcc = opts.gcc ?? 'gcc';
+  const key = `${cacheDir}\0${gcc}`;
+  let build = builds.get(key);
+  if (build) return build;
+  build = (async () => {
     const source = readFileSync(BATTERY_SOURCE);
     const hash = createHash('sha256').update(source).digest('hex').slice(0, 16);
-    const out = join(BATTERY_CACHE_DIR, `posix-battery-${hash}`);
+    const out = join(cacheDir, `posix-battery-${hash}`);
     if (existsSync(out)) return out;
-    mkdirSync(BATTERY_CACHE_DIR, { recursive: true });
+    mkdirSync(cacheDir, { recursive: true });
     // Build under a unique name and rename: concurrent test files may race here.
     const tmp = `${out}.${process.pid}.tmp`;
-    const r = await run('gcc', ['-O2', '-static', '-Wall', '-o', tmp, BATTERY_SOURCE], 120_000);
+    const r = await run(gcc, ['-O2', '-static', '-Wall', '-o', tmp, BATTERY_SOURCE], 120_000);
     if (r.spawnError) {
-      throw new Error(`cannot compile the POSIX battery: gcc is not installed (${r.spawnError.message}); install it with: apt-get install gcc libc6-dev`);
+      throw new Error(`cannot compile the POSIX battery: ${gcc} is not installed (${r.spawnError.message}); install it with: apt-get install gcc libc6-dev`);
     }
     if (r.code !== 0) {
       rmSync(tmp, { force: true });
@@ -58,9 +70,10 @@ export function compileBattery(): Promise<string> {
     renameSync(tmp, out);
     return out;
   })();
+  builds.set(key, build);
   // A failed build may succeed later (after apt-get): do not cache the failure.
-  compiling.catch(() => (compiling = undefined));
-  return compiling;
+  build.catch(() => builds.delete(key));
+  return build;
 }
 
 export interface BatteryOptions {

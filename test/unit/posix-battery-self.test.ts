@@ -5,9 +5,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, statfsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { hasInterpreter } from '../../src/guest/elf.ts';
 import { compareBatteries, compileBattery, diffTrees, escapeName, runBattery, runBatteryOk, splitLine, treeManifest } from '../support/posix-battery.ts';
 
 const TMPFS_MAGIC = 0x01021994;
@@ -125,6 +126,14 @@ describe('POSIX battery on native directories', () => {
     const mutating = lines.filter((l) => !/^ro\.(read|readdir|readlink|getxattr|tree_intact) /.test(l));
     assert.ok(mutating.length >= 18, `only ${mutating.length} mutating checks`);
     for (const l of mutating) assert.equal(splitLine(l)[1], 'EROFS', l);
+  });
+
+  it('is a static binary, and a missing compiler gives one clear error', async () => {
+    const bin = await compileBattery();
+    const elf = readFileSync(bin);
+    // No PT_INTERP program header means no dynamic loader: runs in a busybox guest.
+    assert.equal(hasInterpreter(elf, bin), false, 'the battery must be linked statically');
+    await assert.rejects(compileBattery({ cacheDir: temp(), gcc: '/nonexistent/gcc' }), /\/nonexistent\/gcc is not installed.*apt-get install gcc/);
   });
 
   it('refuses a non-empty directory and a missing one with status 2', async () => {
