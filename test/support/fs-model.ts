@@ -97,6 +97,8 @@ export interface FsAdapter {
   lstat(path: string): ModelStat;
   /** Names without '.' and '..', sorted. Follows a final symlink. */
   readdir(path: string): string[];
+  /** lseek(SEEK_DATA=3 / SEEK_HOLE=4) on a fresh read-only open; EISDIR for directories. */
+  seek(path: string, offset: number, whence: number): number;
   setxattr(path: string, name: string, value: Buffer, flags: number): void;
   getxattr(path: string, name: string): Buffer;
   /** Names, sorted. */
@@ -133,6 +135,7 @@ const lsetxattrC = libc.func('int lsetxattr(const char *path, const char *name, 
 const lgetxattrC = libc.func('intptr_t lgetxattr(const char *path, const char *name, void *value, size_t size)');
 const llistxattrC = libc.func('intptr_t llistxattr(const char *path, void *list, size_t size)');
 const lremovexattrC = libc.func('int lremovexattr(const char *path, const char *name)');
+const lseekC = libc.func('int64_t lseek(int fd, int64_t offset, int whence)');
 
 const setfsuidC = libc.func('int setfsuid(uint32_t fsuid)');
 const setfsgidC = libc.func('int setfsgid(uint32_t fsgid)');
@@ -248,6 +251,15 @@ export function hostAdapter(root: string): FsAdapter {
       };
     },
     readdir: (path) => readdirSync(p(path)).sort(),
+    seek(path, offset, whence) {
+      const fd = hostOpen(p(path), fsc.O_RDONLY);
+      try {
+        if (fstatSync(fd).isDirectory()) fail('EISDIR');
+        return check(lseekC(fd, offset, whence));
+      } finally {
+        closeSync(fd);
+      }
+    },
     setxattr: (path, name, value, flags) => void check(lsetxattrC(p(path), name, value, value.length, flags)),
     getxattr(path, name) {
       const buf = Buffer.alloc(65536);
@@ -497,6 +509,18 @@ export function fileSystemAdapter(fs: FileSystem, options: FileSystemAdapterOpti
       }
       return names.sort();
     }),
+    seek: op((path: string, offset: number, whence: number) => {
+      const n = resolve(path, false);
+      if ((n.mode & S_IFMT) === fsc.S_IFLNK) fail('ELOOP');
+      // Directory offsets are the kernel's business (FUSE never forwards them):
+      // open it (for the permission check) and answer EISDIR, as the host adapter does.
+      if ((n.mode & S_IFMT) === fsc.S_IFDIR) {
+        const d = need(fs.opendir, 'opendir').call(fs, ctx, n.nodeid, fsc.O_RDONLY);
+        fs.releasedir?.(ctx, n.nodeid, d.fh);
+        fail('EISDIR');
+      }
+      return withOpen(n.nodeid, fsc.O_RDONLY, (fh) => need(fs.lseek, 'lseek').call(fs, ctx, n.nodeid, fh, offset, whence));
+    }),
     setxattr: op((path: string, name: string, value: Buffer, flags: number) => {
       need(fs.setxattr, 'setxattr').call(fs, ctx, resolve(path, false).nodeid, Buffer.from(name), value, flags);
     }),
@@ -549,6 +573,7 @@ export type Op =
   | { op: 'chown'; path: string; uid: number; gid: number }
   | { op: 'lstat'; path: string }
   | { op: 'readdir'; path: string }
+  | { op: 'seek'; path: string; offset: number; whence: number }
   | { op: 'setxattr'; path: string; name: string; length: number; fill: number; flags: number }
   | { op: 'getxattr'; path: string; name: string }
   | { op: 'listxattr'; path: string }
@@ -563,6 +588,14 @@ export interface GenerateOptions {
   fallocate?: boolean;
   /** Include FIFOs. Default true. */
   fifos?: boolean;
+  /**
+   * Include lseek SEEK_DATA/SEEK_HOLE (4 KiB-block hole granularity). Default:
+   * on for even seeds. Where seeks are on, fallocate only punches holes: ext4
+   * reports fallocated (unwritten) space as hole or data depending on what the
+   * page cache holds, which no backend can mirror, so odd seeds cover the
+   * allocating modes (0, KEEP_SIZE) without seeks.
+   */
+  seek?: boolean;
   /** Names to build paths from; a small pool makes collisions (and errno cases) common. */
   names?: readonly string[];
   /** Maximum path depth. Default 3. */
@@ -587,6 +620,7 @@ const WEIGHTS: Array<[Op['op'], number]> = [
   ['setxattr', 4],
   ['fallocate', 3],
   ['readlink', 2],
+  ['seek', 3],
   ['chown', 2],
   ['getxattr', 2],
   ['listxattr', 2],
@@ -602,11 +636,13 @@ export function generateOps(seed: number, count: number, options: GenerateOption
   const names = options.names ?? ['a', 'b', 'c', 'd'];
   const depth = options.depth ?? 3;
   const chown = options.chown ?? process.getuid?.() === 0;
+  const seeks = options.seek ?? seed % 2 === 0;
   const enabled = WEIGHTS.filter(([op]) => {
     if (op === 'chown') return chown;
     if (op.endsWith('xattr')) return options.xattrs ?? true;
     if (op === 'fallocate') return options.fallocate ?? true;
     if (op === 'mkfifo') return options.fifos ?? true;
+    if (op === 'seek') return seeks;
     return true;
   });
   const total = enabled.reduce((s, [, w]) => s + w, 0);
@@ -660,6 +696,9 @@ export function generateOps(seed: number, count: number, options: GenerateOption
       case 'read':
         ops.push({ op: kind, path: path(), offset: offset(), length: rng.pick([1, 100, 4096, 65536, 200000]) });
         break;
+      case 'seek':
+        ops.push({ op: kind, path: path(), offset: rng.pick([0, 0, 4095, 4096, 65536, rng.int(300000)]), whence: rng.pick([3, 4]) });
+        break;
       case 'truncate':
         ops.push({ op: kind, path: path(), size: rng.pick([0, 1, 5000, 65536, 100000, rng.int(300000)]) });
         break;
@@ -670,7 +709,7 @@ export function generateOps(seed: number, count: number, options: GenerateOption
           offset: rng.pick([0, 4096, 65536, rng.int(200000)]),
           length: rng.pick([1, 4096, 65536, 131072, 1 + rng.int(200000)]),
           // 0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE: what ext4, tmpfs and our backends all do
-          mode: rng.pick([0, 1, 3]),
+          mode: seeks ? 3 : rng.pick([0, 1, 3]),
         });
         break;
       case 'rename':
@@ -751,6 +790,8 @@ export function applyOp(a: FsAdapter, op: Op): Outcome {
       }
       case 'readdir':
         return { ok: a.readdir(op.path) };
+      case 'seek':
+        return { ok: a.seek(op.path, op.offset, op.whence) };
       case 'setxattr':
         return { ok: a.setxattr(op.path, op.name, payload(op.length, op.fill), op.flags) ?? null };
       case 'getxattr':

@@ -1,6 +1,6 @@
 // Layer: fs (memory backend). A complete in-memory file system implementing the
-// FileSystem contract (src/fuse/filesystem.ts); imports only fuse/ types and
-// errors plus its own helpers (node:fs only in the host-directory seeding
+// FileSystem contract (src/fuse/filesystem.ts); imports only fuse/ (types,
+// errors, abi constants) plus its own helpers (node:fs only in the host-directory seeding
 // helper, seed.ts). Used as the embedded default and as the reference model in
 // tests, so it follows Linux (tmpfs/ext4 as seen through the VFS) on errno
 // order, permission checks and link counts rather than inventing its own.
@@ -37,26 +37,27 @@ import {
   eperm,
   erofs,
 } from '../../fuse/errors.ts';
-import { CHUNK_SIZE, FileData, MAX_FILE_SIZE, type SpaceAccount } from './file-data.ts';
+import * as abi from '../../fuse/abi.ts';
+import { CHUNK_SIZE, FileData, MAX_FILE_SIZE, PAGE_SIZE, type SpaceAccount } from './file-data.ts';
 import { seedFromHostDirectory, type HostSeedLimits } from './seed.ts';
 
 const E = osc.errno;
 
-// TODO(abi): import FOPEN_*, FATTR_*, FUSE_WRITE_* from src/fuse/abi.ts once it lands;
-// values from /usr/include/linux/fuse.h.
-const FOPEN_KEEP_CACHE = 1 << 1;
-const FATTR_MODE = 1 << 0;
-const FATTR_UID = 1 << 1;
-const FATTR_GID = 1 << 2;
-const FATTR_SIZE = 1 << 3;
-const FATTR_ATIME = 1 << 4;
-const FATTR_MTIME = 1 << 5;
-const FATTR_FH = 1 << 6;
-const FATTR_ATIME_NOW = 1 << 7;
-const FATTR_MTIME_NOW = 1 << 8;
-const FATTR_CTIME = 1 << 10;
-const FATTR_KILL_SUIDGID = 1 << 11;
-const FUSE_WRITE_KILL_SUIDGID = 1 << 2;
+// Module-local copies of the abi constants: a plain const is cheaper on the hot
+// path than an imported binding (see commit 39ca0fe).
+const FOPEN_KEEP_CACHE = abi.FOPEN_KEEP_CACHE;
+const FATTR_MODE = abi.FATTR_MODE;
+const FATTR_UID = abi.FATTR_UID;
+const FATTR_GID = abi.FATTR_GID;
+const FATTR_SIZE = abi.FATTR_SIZE;
+const FATTR_ATIME = abi.FATTR_ATIME;
+const FATTR_MTIME = abi.FATTR_MTIME;
+const FATTR_FH = abi.FATTR_FH;
+const FATTR_ATIME_NOW = abi.FATTR_ATIME_NOW;
+const FATTR_MTIME_NOW = abi.FATTR_MTIME_NOW;
+const FATTR_CTIME = abi.FATTR_CTIME;
+const FATTR_KILL_SUIDGID = abi.FATTR_KILL_SUIDGID;
+const FUSE_WRITE_KILL_SUIDGID = abi.FUSE_WRITE_KILL_SUIDGID;
 
 // <linux/fs.h>, <linux/falloc.h>, <linux/xattr.h>, <unistd.h>, <linux/fs.h> SEEK_*.
 export const RENAME_NOREPLACE = 1 << 0;
@@ -1013,13 +1014,15 @@ export class MemoryFs implements FileSystem {
         }
         return;
       case FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE:
-        data.zero(offset, Math.max(0, Math.min(end, data.size) - offset), true);
+        // The whole range, past EOF too: the page holding EOF is freed when the
+        // range covers it, and space kept by KEEP_SIZE goes, as on ext4.
+        data.zero(offset, length, true);
         touch(node, TOUCH_M | TOUCH_C);
         return;
       case FALLOC_FL_ZERO_RANGE:
       case FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE:
-        data.zero(offset, length, false);
         data.allocate(offset, length);
+        data.zero(offset, length, false);
         if (!(mode & FALLOC_FL_KEEP_SIZE) && end > data.size) data.size = end;
         touch(node, TOUCH_M | TOUCH_C);
         return;
@@ -1082,16 +1085,24 @@ export class MemoryFs implements FileSystem {
     if (offOut + total > MAX_FILE_SIZE) throw new FsError(E.EFBIG);
     // Same file, overlapping ranges: EINVAL, as Linux says.
     if (src === dst && offIn < offOut + total && offOut < offIn + total) throw einval();
-    // Piece by piece through one chunk-sized buffer; holes stay holes in the copy.
+    // Runs of data pages go through one chunk-sized buffer; runs of hole pages
+    // are punched in the copy, so a sparse file stays sparse.
     const buf = Buffer.allocUnsafe(Math.min(total, CHUNK_SIZE));
     let done = 0;
     while (done < total) {
-      const n = Math.min(CHUNK_SIZE - ((offIn + done) % CHUNK_SIZE), total - done, buf.length);
-      if (src.data.isHole(offIn + done, n)) {
+      const pos = offIn + done;
+      let n = Math.min((Math.floor(pos / PAGE_SIZE) + 1) * PAGE_SIZE - pos, total - done);
+      const hole = src.data.isHole(pos, n);
+      while (done + n < total && n < buf.length) {
+        const m = Math.min(PAGE_SIZE, total - done - n, buf.length - n);
+        if (src.data.isHole(pos + n, m) !== hole) break;
+        n += m;
+      }
+      if (hole) {
         dst.data.zero(offOut + done, n, true);
         if (offOut + done + n > dst.data.size) dst.data.size = offOut + done + n;
       } else {
-        src.data.read(offIn + done, n, buf, 0);
+        src.data.read(pos, n, buf, 0);
         const w = dst.data.write(offOut + done, buf, 0, n);
         if (w < n) {
           done += w;

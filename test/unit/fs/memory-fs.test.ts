@@ -352,15 +352,15 @@ describe('files', () => {
     errno(() => fs.open(ROOT, l.nodeid, O_RDONLY), E.ELOOP);
   });
 
-  test('sparse files: holes read as zeros, blocks count only written chunks', () => {
+  test('sparse files: holes read as zeros, blocks count only written pages', () => {
     const fs = new MemoryFs();
     const f = mkfile(fs, 1, 'sparse');
     const GiB = 1 << 30;
     fs.write(ROOT, f.ino, f.fh, GiB - 3, B('tail!!'), 0);
     const a = fs.getattr(ROOT, f.ino, undefined).attr;
     assert.equal(a.size, GiB + 3);
-    // the write straddles two 64 KiB chunks: 2 chunks = 256 blocks
-    assert.equal(a.blocks, 2 * 128);
+    // the write straddles two 4 KiB pages (in two 64 KiB chunks): 2 pages = 16 blocks
+    assert.equal(a.blocks, 2 * 8);
     assert.ok(fs.bytesUsed <= 2 * 65536);
     const buf = Buffer.alloc(200000, 0xaa);
     assert.equal(fs.read(ROOT, f.ino, f.fh, 12345, 200000, buf), 200000);
@@ -386,7 +386,7 @@ describe('files', () => {
     const buf = readAll(fs, f.ino);
     assert.ok(buf.subarray(0, 10).every((b) => b === 0x41));
     assert.ok(buf.subarray(10).every((b) => b === 0));
-    assert.equal(fs.getattr(ROOT, f.ino, undefined).attr.blocks, 128, 'only the first chunk remains');
+    assert.equal(fs.getattr(ROOT, f.ino, undefined).attr.blocks, 8, 'only the first 4 KiB page remains');
     // write past EOF leaves a zero gap
     fs.setattr(ROOT, f.ino, { valid: FATTR_SIZE, size: 5 });
     fs.write(ROOT, f.ino, f.fh, 20, B('z'), 0);
@@ -405,10 +405,16 @@ describe('files', () => {
     a = fs.getattr(ROOT, f.ino, undefined).attr;
     assert.equal(a.size, 2 * C, 'KEEP_SIZE keeps the size');
     assert.equal(a.blocks, 256);
-    assert.equal(fs.lseek(ROOT, f.ino, f.fh, 0, SEEK_DATA), C);
+    // allocated but unwritten space is a hole to SEEK_DATA, as on ext4
+    errno(() => fs.lseek(ROOT, f.ino, f.fh, 0, SEEK_DATA), E.ENXIO);
+    fs.write(ROOT, f.ino, f.fh, C + 4096, B('x'), 0);
+    assert.equal(fs.getattr(ROOT, f.ino, undefined).attr.blocks, 256, 'writing into allocated space takes no more');
+    assert.equal(fs.lseek(ROOT, f.ino, f.fh, 0, SEEK_DATA), C + 4096);
     assert.equal(fs.lseek(ROOT, f.ino, f.fh, 0, SEEK_HOLE), 0);
-    assert.equal(fs.lseek(ROOT, f.ino, f.fh, C + 5, SEEK_HOLE), 2 * C, 'EOF is a hole');
-    assert.equal(fs.lseek(ROOT, f.ino, f.fh, C + 5, SEEK_DATA), C + 5);
+    assert.equal(fs.lseek(ROOT, f.ino, f.fh, C + 4096, SEEK_HOLE), C + 8192);
+    assert.equal(fs.lseek(ROOT, f.ino, f.fh, C + 4100, SEEK_DATA), C + 4100);
+    fs.write(ROOT, f.ino, f.fh, C + 8192, Buffer.alloc(C - 8192, 1), 0);
+    assert.equal(fs.lseek(ROOT, f.ino, f.fh, C + 5000, SEEK_HOLE), 2 * C, 'EOF is a hole');
     errno(() => fs.lseek(ROOT, f.ino, f.fh, 2 * C, SEEK_DATA), E.ENXIO);
     errno(() => fs.lseek(ROOT, f.ino, f.fh, 3 * C, SEEK_HOLE), E.ENXIO);
     // punch: data becomes zeros and whole chunks are freed
@@ -418,12 +424,16 @@ describe('files', () => {
     assert.equal(buf.length, 2 * C);
     assert.ok(buf.subarray(0, 100).every((b) => b === 0x61));
     assert.ok(buf.subarray(100).every((b) => b === 0));
-    assert.equal(fs.lseek(ROOT, f.ino, f.fh, 0, SEEK_HOLE), C, 'chunk 1 was freed');
+    assert.equal(fs.lseek(ROOT, f.ino, f.fh, 0, SEEK_HOLE), 4096, 'page 0 was only partly punched; the rest is hole');
+    assert.equal(fs.getattr(ROOT, f.ino, undefined).attr.blocks, 8 + 128, 'page 0 plus the KEEP_SIZE chunk past EOF');
     // zero range extends and allocates
     fs.fallocate(ROOT, f.ino, f.fh, 10, 3 * C, FALLOC_FL_ZERO_RANGE);
     a = fs.getattr(ROOT, f.ino, undefined).attr;
     assert.equal(a.size, 3 * C + 10);
     assert.ok(readAll(fs, f.ino).subarray(10).every((b) => b === 0));
+    // zeroed whole pages are unwritten (holes to SEEK_DATA), the partial edge page is data
+    assert.equal(fs.lseek(ROOT, f.ino, f.fh, 0, SEEK_HOLE), 4096);
+    assert.equal(fs.lseek(ROOT, f.ino, f.fh, 4096, SEEK_DATA), 3 * C);
     errno(() => fs.fallocate(ROOT, f.ino, f.fh, 0, C, FALLOC_FL_PUNCH_HOLE), E.EOPNOTSUPP);
     errno(() => fs.fallocate(ROOT, f.ino, f.fh, 0, C, 0x08), E.EOPNOTSUPP);
     errno(() => fs.fallocate(ROOT, f.ino, f.fh, 0, 0, 0), E.EINVAL);
