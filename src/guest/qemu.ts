@@ -117,7 +117,7 @@ export interface GuestRootRunOptions extends GuestBootOptions {
 export function runInGuestRoot(options: GuestRootRunOptions): Promise<GuestResult> {
   if (options.argv.length === 0) throw new Error('runInGuestRoot: argv is empty');
   const mountpoint = '/newroot';
-  const script = `export HOME=/root\nexec chroot ${mountpoint} ${options.argv.map(shQuote).join(' ')}\n`;
+  const script = `export HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nexec chroot ${mountpoint} ${options.argv.map(shQuote).join(' ')}\n`;
   return bootGuest({ tag: 'rootfs', ...options, mode: 'root', mountpoint, cwd: mountpoint, script });
 }
 

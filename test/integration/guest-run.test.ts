@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -71,6 +71,15 @@ describe('virtiofs-ts run', { timeout: 300_000 }, () => {
     assert.equal(r.code, 3, r.stderr);
     assert.equal(r.stdout, `hello from a custom root\n${tricky}\nproc-ok\n`);
     assert.equal(readFileSync(join(root, 'written'), 'utf8'), 'done\n');
+  });
+
+  test('--readonly: the guest cannot change the root, and the host tree is untouched', async () => {
+    const rootfs = ensureDefaultRootfs(() => {});
+    const id = randomBytes(6).toString('hex');
+    const r = await cli(['run', '--readonly', '--', 'sh', '-c', `echo x > /tmp/ro-${id} || echo refused; grep -c ' / virtiofs ro,' /proc/mounts`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /Read-only file system\nrefused\n1\n$/);
+    assert.equal(existsSync(join(rootfs, 'tmp', `ro-${id}`)), false);
   });
 
   test('on a terminal, CMD gets the serial console as its controlling tty, sized like ours', async () => {

@@ -31,6 +31,9 @@ Options:
   --daemon ours|virtiofsd   who serves DIR: our vhost-user backend in this
                             process (default), or QEMU's C virtiofsd (needs root)
   --cache never|auto|always the daemon's cache mode (default auto)
+  --readonly                the guest cannot change DIR: our daemon refuses every
+                            change (EROFS) and the guest mounts it read-only
+                            (the C virtiofsd has no such mode: guest-side only)
   --timeout SECONDS         kill the VM after this long (default: none)
   --no-tty                  never give CMD the console as a terminal
   --verbose                 say what is happening, and the boot time
@@ -49,6 +52,7 @@ const options = {
   cpus: { type: 'string' },
   daemon: { type: 'string' },
   cache: { type: 'string' },
+  readonly: { type: 'boolean' },
   timeout: { type: 'string' },
   'no-tty': { type: 'boolean' },
   verbose: { type: 'boolean' },
@@ -77,7 +81,7 @@ interface RunningDaemon {
   log(): string;
 }
 
-async function startDaemon(kind: DaemonKind, rootDir: string, cache: Cache, socketPath: string, verbose: boolean): Promise<RunningDaemon> {
+async function startDaemon(kind: DaemonKind, rootDir: string, cache: Cache, readonly: boolean, socketPath: string, verbose: boolean): Promise<RunningDaemon> {
   if (kind === 'virtiofsd') {
     if (typeof process.getuid === 'function' && process.getuid() !== 0) {
       throw new CliError("QEMU's C virtiofsd needs root (it sandboxes itself in namespaces); run with sudo or use --daemon ours");
@@ -90,7 +94,7 @@ async function startDaemon(kind: DaemonKind, rootDir: string, cache: Cache, sock
   let log = '';
   const device = await startVhostUserFsDevice({
     socketPath,
-    backend: { kind: 'passthrough', sharedDir: rootDir, readonly: false, cache, xattr: false, writeback: false },
+    backend: { kind: 'passthrough', sharedDir: rootDir, readonly, cache, xattr: false, writeback: false },
     logLevel: verbose ? 'info' : 'warn',
     log: (level, msg) => {
       const line = `${level}: ${msg}\n`;
@@ -158,11 +162,12 @@ export async function run(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    d = await startDaemon(daemon, rootDir, cache, join(work, 'vhost-user.sock'), !!values.verbose);
+    d = await startDaemon(daemon, rootDir, cache, !!values.readonly, join(work, 'vhost-user.sock'), !!values.verbose);
     if (values.verbose) say(`serving ${rootDir} with ${daemon === 'ours' ? 'our vhost-user backend' : "QEMU's C virtiofsd"} (cache ${cache}); booting`);
     const result = await runInGuestRoot({
       socketPath: d.socketPath,
       argv: command,
+      ...(values.readonly ? { mountOptions: 'ro' } : {}),
       memoryMiB,
       cpus,
       timeoutMs,
