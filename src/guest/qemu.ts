@@ -42,6 +42,13 @@ export interface GuestBootOptions {
   extraKernelArgs?: string;
   /** Appended to QEMU's arguments. */
   extraQemuArgs?: string[];
+  /**
+   * Replaces the virtio-fs `-device` value; the chardev is `vfts0`. For a DAX
+   * window on a newer QEMU, e.g.
+   * "vhost-user-test-device-pci,virtio-id=26,num_vqs=2,vq_size=1024,config_size=40,chardev=vfts0"
+   * (the backend then serves the tag in its config space).
+   */
+  fsDevice?: string;
   /** `mount -o` options for the virtio-fs mount (e.g. "dax=always"). */
   mountOptions?: string;
   /** Adds Debian's fio (/usr/bin/fio) and its libraries to the guest, on a read-only tools disk. */
@@ -131,7 +138,7 @@ export interface BootSpec extends GuestBootOptions {
   interactive?: boolean;
 }
 
-export function qemuArgs(o: { kernel: string; initrd: string; socketPath: string; tag: string; memoryMiB: number; cpus: number; interactive: boolean; toolsImage?: string; extraKernelArgs?: string; extraQemuArgs?: string[] }): string[] {
+export function qemuArgs(o: { kernel: string; initrd: string; socketPath: string; tag: string; memoryMiB: number; cpus: number; interactive: boolean; toolsImage?: string; fsDevice?: string; extraKernelArgs?: string; extraQemuArgs?: string[] }): string[] {
   const append = ['console=ttyS0', 'quiet', 'panic=-1', o.extraKernelArgs ?? ''].filter(Boolean).join(' ');
   return [
     '-accel', 'tcg,thread=multi',
@@ -147,7 +154,7 @@ export function qemuArgs(o: { kernel: string; initrd: string; socketPath: string
     '-initrd', o.initrd,
     '-append', append,
     '-chardev', `socket,id=vfts0,path=${o.socketPath}`,
-    '-device', `vhost-user-fs-pci,queue-size=1024,chardev=vfts0,tag=${o.tag}`,
+    '-device', o.fsDevice ?? `vhost-user-fs-pci,queue-size=1024,chardev=vfts0,tag=${o.tag}`,
     // vhost-user needs guest RAM the daemon can map: a shared memfd.
     '-object', `memory-backend-memfd,id=mem,size=${o.memoryMiB}M,share=on`,
     '-numa', 'node,memdev=mem',
@@ -205,7 +212,7 @@ export async function bootGuest(spec: BootSpec): Promise<GuestResult> {
     writeFileSync(initrd, concatLayers(layers));
     const args = [
       ...(qemu.prefixArgs ?? []),
-      ...qemuArgs({ kernel: base.kernel.vmlinuz, initrd, socketPath: spec.socketPath, tag, memoryMiB, cpus, interactive: spec.interactive ?? false, toolsImage, extraKernelArgs: spec.extraKernelArgs, extraQemuArgs: spec.extraQemuArgs }),
+      ...qemuArgs({ kernel: base.kernel.vmlinuz, initrd, socketPath: spec.socketPath, tag, memoryMiB, cpus, interactive: spec.interactive ?? false, toolsImage, fsDevice: spec.fsDevice, extraKernelArgs: spec.extraKernelArgs, extraQemuArgs: spec.extraQemuArgs }),
     ];
     return await supervise(qemu, args, nonce, timeoutMs, spec);
   } finally {
