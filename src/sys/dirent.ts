@@ -8,11 +8,12 @@
 
 export const DIRENT_NAME_OFFSET = 19;
 
-/** One record's fields; `name` is a view into the getdents buffer (copy it to keep it). */
+/** One record's fields; the name is buf[nameStart, nameEnd) (no view is built: copy what you keep). */
 export interface RawDirent {
   ino: number;
   type: number;
-  name: Buffer;
+  nameStart: number;
+  nameEnd: number;
   /** Byte offset of the next record in the buffer. */
   next: number;
 }
@@ -25,12 +26,22 @@ export function parseDirent(buf: Buffer, pos: number, end: number): RawDirent | 
   if (pos + DIRENT_NAME_OFFSET >= end) return null;
   const reclen = buf.readUInt16LE(pos + 16);
   if (reclen <= DIRENT_NAME_OFFSET || pos + reclen > end) return null;
-  let nul = buf.indexOf(0, pos + DIRENT_NAME_OFFSET);
-  if (nul === -1 || nul > pos + reclen) nul = pos + reclen;
+  const start = pos + DIRENT_NAME_OFFSET;
+  let nul = start;
+  const stop = pos + reclen;
+  while (nul < stop && buf[nul] !== 0) nul++;
   return {
     ino: buf.readUInt32LE(pos) + buf.readUInt32LE(pos + 4) * 0x100000000,
     type: buf[pos + 18],
-    name: buf.subarray(pos + DIRENT_NAME_OFFSET, nul),
-    next: pos + reclen,
+    nameStart: start,
+    nameEnd: nul,
+    next: stop,
   };
+}
+
+/** A copy of the record's name. */
+export function direntName(buf: Buffer, rec: RawDirent): Buffer {
+  const out = Buffer.allocUnsafe(rec.nameEnd - rec.nameStart);
+  buf.copy(out, 0, rec.nameStart, rec.nameEnd);
+  return out;
 }

@@ -142,6 +142,7 @@ const c = {
   openByHandleAt: libc.func('int open_by_handle_at(int mountFd, void *handle, int flags)'),
   faccessat: libc.func('int faccessat(int dirfd, const char *path, int mode, int flags)'),
   umask: libc.func('uint32_t umask(uint32_t mask)'),
+  getrlimit: libc.func('int getrlimit(int resource, void *rlim)'),
 };
 
 function fail(syscall: string): never {
@@ -210,6 +211,17 @@ export function dup(fd: number): number {
 
 export function umask(mask: number): number {
   return c.umask(mask);
+}
+
+const RLIMIT_NOFILE = 7; // the same on every Linux architecture we run on
+
+/** The soft RLIMIT_NOFILE of this process (Node raises it to the hard limit at start). */
+export function openFileLimit(): number {
+  const b = Buffer.alloc(16);
+  // SAFETY: struct rlimit is two 64-bit words (16 bytes).
+  if (c.getrlimit(RLIMIT_NOFILE, b) < 0) fail('getrlimit');
+  const cur = b.readBigUInt64LE(0);
+  return cur > 0x7fffffffn ? 0x7fffffff : Number(cur);
 }
 
 // ---------------------------------------------------------------- stat

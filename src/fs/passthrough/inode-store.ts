@@ -10,12 +10,14 @@
 //
 // Bounded fds: when the shared directory's file system has file handles
 // (name_to_handle_at) and we may use them (open_by_handle_at needs
-// CAP_DAC_READ_SEARCH), every inode keeps its handle and at most `maxLive` O_PATH
-// fds stay open, least recently used first out; an evicted inode is reopened
-// from its handle on its next use. Inodes without a handle (file systems that
-// have none, e.g. some FUSE or proc mounts, or an unprivileged daemon) keep
-// their fd for as long as the kernel knows them ("pinned"); those are not
-// bounded, exactly like a classic passthrough daemon.
+// CAP_DAC_READ_SEARCH), at most `maxLive` O_PATH fds stay open, least recently
+// used first out; an inode takes its file handle when it is evicted (not
+// before: most inodes are forgotten before that, and the syscall is not free)
+// and is reopened from it on its next use. Inodes without a handle (file
+// systems that have none, e.g. some FUSE or proc mounts, an unprivileged
+// daemon, or a file on a submount first met as a non-directory) keep their fd
+// for as long as the kernel knows them ("pinned"); those are not bounded,
+// exactly like a classic passthrough daemon.
 import { constants } from 'node:os';
 import { FsError } from '../../fuse/errors.ts';
 import * as sys from '../../sys/syscalls.ts';
@@ -40,9 +42,9 @@ export class Inode {
     /** S_IFMT bits; an inode never changes type. */
     readonly type: number,
     readonly generation: number,
-    /** struct file_handle bytes, or null when the fd is the only hold (pinned). */
-    readonly handle: Buffer | null,
-    readonly mountId: number,
+    /** struct file_handle bytes, taken at eviction (null while the fd is the only hold). */
+    public handle: Buffer | null,
+    public mountId: number,
     /**
      * Keeps its fd for as long as it is known, outside the LRU: inodes without
      * a handle, the root, and inodes that lost a name while the kernel knows
@@ -158,9 +160,8 @@ export class InodeStore {
       // keeps its node id until forgotten; new lookups get a new one.
       generation = known.generation + 1;
       this.byKey.get(dev)!.delete(ino);
-      return this.create(fd, dev, ino, type, generation, h);
     }
-    return this.create(fd, dev, ino, type, generation, this.useHandles ? this.handleOf(fd, type) : null);
+    return this.create(fd, dev, ino, type, generation);
   }
 
   /**
@@ -227,8 +228,8 @@ export class InodeStore {
 
   // ------------------------------------------------------------ internals
 
-  private create(fd: number, dev: number, ino: number, type: number, generation: number, h: sys.FileHandle | null): Inode {
-    const inode = new Inode(this.nextId++, dev, ino, type, generation, h?.bytes ?? null, h?.mountId ?? -1, h === null);
+  private create(fd: number, dev: number, ino: number, type: number, generation: number): Inode {
+    const inode = new Inode(this.nextId++, dev, ino, type, generation, null, -1, !this.useHandles);
     this.register(inode);
     if (inode.pinned) inode.fd = fd;
     else this.makeLive(inode, fd);
@@ -287,6 +288,16 @@ export class InodeStore {
     while (this.live > this.maxLive && this.tail !== null && this.tail !== inode) {
       const victim = this.tail;
       this.unlink(victim);
+      if (victim.handle === null) {
+        const h = this.handleOf(victim.fd, victim.type);
+        if (h === null) {
+          // No way back without the fd: keep it (pinned, outside the budget).
+          victim.pinned = true;
+          continue;
+        }
+        victim.handle = h.bytes;
+        victim.mountId = h.mountId;
+      }
       const vfd = victim.fd;
       victim.fd = -1;
       sys.close(vfd);

@@ -77,7 +77,7 @@ import {
   type StatFs,
 } from '../../fuse/filesystem.ts';
 import { prepareThread, withFsCreds } from '../../sys/creds.ts';
-import { parseDirent } from '../../sys/dirent.ts';
+import { direntName, parseDirent } from '../../sys/dirent.ts';
 import { decodeStatx, STATX_SIZE, statxDev, statxIno, type Stat } from '../../sys/stat.ts';
 import * as sys from '../../sys/syscalls.ts';
 import { DirStream, HandleTable, OpenHandle } from './handle-table.ts';
@@ -92,7 +92,10 @@ export interface PassthroughOptions {
   xattr: boolean;
   /** Ask for FUSE_WRITEBACK_CACHE (the kernel then batches writes and may read write-only files). */
   writeback: boolean;
-  /** Evictable O_PATH fds kept open at most (default 1024, at least 16). See inode-store.ts. */
+  /**
+   * Evictable O_PATH fds kept open at most (default: a quarter of the open-file
+   * limit, between 256 and 16384; at least 16). See inode-store.ts.
+   */
   maxOpenPathFds?: number;
 }
 
@@ -101,7 +104,10 @@ export interface PassthroughOptions {
 // mmap policy, not any wire format, so it is safe at any negotiated minor.
 const FUSE_DIRECT_IO_ALLOW_MMAP = 1n << 36n;
 
-const DEFAULT_MAX_PATH_FDS = 1024;
+/** Default O_PATH fd budget: a quarter of RLIMIT_NOFILE, within [256, 16384]. */
+function defaultMaxPathFds(): number {
+  return Math.max(256, Math.min(16384, Math.floor(sys.openFileLimit() / 4)));
+}
 const MIN_MAX_PATH_FDS = 16;
 const DIRENT_BUF_SIZE = 32 * 1024;
 const NAME_MAX = 255;
@@ -147,7 +153,7 @@ export class PassthroughFs implements FileSystem {
   private destroyed = false;
 
   constructor(sharedDir: string, readonly options: PassthroughOptions) {
-    const maxLive = Math.max(MIN_MAX_PATH_FDS, options.maxOpenPathFds ?? DEFAULT_MAX_PATH_FDS);
+    const maxLive = Math.max(MIN_MAX_PATH_FDS, options.maxOpenPathFds ?? defaultMaxPathFds());
     // The shared directory's own path is resolved once, here, by the operator's
     // choice; from then on everything is relative to this fd.
     const rootFd = sys.open(sharedDir, sys.O_PATH | sys.O_DIRECTORY);
@@ -689,7 +695,7 @@ export class PassthroughFs implements FileSystem {
         ds.pos = ds.len; // a record that does not parse ends this batch
         continue;
       }
-      const entry: DirEntry = { ino: rec.ino, off: ds.index + 1, type: rec.type, name: Buffer.from(rec.name) };
+      const entry: DirEntry = { ino: rec.ino, off: ds.index + 1, type: rec.type, name: direntName(ds.buf!, rec) };
       if (!sink.add(entry)) return;
       ds.recordCookie(ds.pos);
       ds.pos = rec.next;
@@ -706,7 +712,7 @@ export class PassthroughFs implements FileSystem {
         ds.pos = ds.len;
         continue;
       }
-      const name = Buffer.from(rec.name);
+      const name = direntName(ds.buf!, rec);
       const entry: DirEntry = { ino: rec.ino, off: ds.index + 1, type: rec.type, name };
       let plus: Entry;
       let inode: Inode | null = null;
@@ -716,7 +722,11 @@ export class PassthroughFs implements FileSystem {
       } else {
         try {
           // h.fd is a real fd on this very directory: a valid dirfd for *at().
-          inode = this.lookupAt(h.fd, sys.cName(name, this.nameA));
+          // d_ino says whether the inode is likely known already; if not,
+          // skip the statx probe and open it straight away.
+          const cn = sys.cName(name, this.nameA);
+          const hint = this.store.find(h.inode.dev, rec.ino);
+          inode = hint !== undefined && hint.fd >= 0 ? this.lookupAt(h.fd, cn) : this.adopt(sys.openat(h.fd, cn, sys.O_PATH | sys.O_NOFOLLOW));
           plus = this.entryOf(inode);
         } catch (err) {
           // Gone between getdents and the lookup (or unreadable): skip it.

@@ -9,7 +9,7 @@ import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as sys from '../../../src/sys/syscalls.ts';
 import { SysError } from '../../../src/sys/errors.ts';
-import { parseDirent } from '../../../src/sys/dirent.ts';
+import { direntName, parseDirent } from '../../../src/sys/dirent.ts';
 import { encodeDev, STATX_SIZE } from '../../../src/sys/stat.ts';
 import { currentFsIds, prepareThread, withFsCreds } from '../../../src/sys/creds.ts';
 import { koffi } from '../../../src/sys/ffi.ts';
@@ -331,7 +331,7 @@ describe('directories', () => {
         for (let pos = 0; ;) {
           const r = parseDirent(buf, pos, n);
           if (r === null) break;
-          seen.set(r.name.toString(), r.type);
+          seen.set(direntName(buf, r).toString(), r.type);
           pos = r.next;
         }
       }
