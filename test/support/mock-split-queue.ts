@@ -135,6 +135,15 @@ export class MockSplitQueue {
 
   setAvailFlags(flags: number): void { this.dv.setUint16(this.off(this.availAddr), flags, true); }
   setUsedEvent(v: number): void { this.dv.setUint16(this.off(this.availAddr) + 4 + 2 * this.layout.queueSize, v, true); }
+  /**
+   * The driver's "interrupt me after the next used entry" (EVENT_IDX): set
+   * used_event to the last entry seen, then look again. Returns true when new
+   * used entries are already there (no interrupt will come for them).
+   */
+  armUsedEvent(): boolean {
+    this.setUsedEvent(this.lastUsedSeen);
+    return this.usedIdx() !== this.lastUsedSeen;
+  }
   availEvent(): number { return this.dv.getUint16(this.off(this.usedAddr) + 4 + 8 * this.layout.queueSize, true); }
   usedFlags(): number { return this.dv.getUint16(this.off(this.usedAddr), true); }
   usedIdx(): number { return this.dv.getUint16(this.off(this.usedAddr) + 2, true); }

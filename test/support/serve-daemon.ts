@@ -15,8 +15,11 @@ export interface ServeDaemon {
   kill(): void;
 }
 
-export async function startServe(args: string[], socketPath?: string, timeoutMs = 20000): Promise<ServeDaemon> {
-  const child = spawn(process.execPath, [BIN, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** `inheritFd`: an fd of ours the child gets as its fd 3 (libvirt-style --fd 3). */
+export async function startServe(args: string[], socketPath?: string, timeoutMs = 20000, inheritFd?: number): Promise<ServeDaemon> {
+  const stdio: ('ignore' | 'pipe' | number)[] = ['ignore', 'pipe', 'pipe'];
+  if (inheritFd !== undefined) stdio.push(inheritFd);
+  const child = spawn(process.execPath, [BIN, 'serve', ...args], { stdio });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   child.stdout!.on('data', (d: Buffer) => (err += d.toString()));
