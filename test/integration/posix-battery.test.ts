@@ -28,16 +28,10 @@ function temp(prefix: string): string {
  * FUSE_DIRECT_IO_ALLOW_MMAP (Linux 6.6+); ours does, so mmap.* must match
  * (QEMU's C virtiofsd with cache=none gives ENODEV there).
  *
- * memory, sparse.exact: where a hole starts is the file system's allocation
- * granularity. ext4 allocates 4 KiB blocks, so after 4 KiB of data at offset
- * 0 the first hole is at 4096; the memory backend stores 64 KiB chunks, so its
- * first hole is at 65536. Both are right (SEEK_HOLE may report any offset up
- * to the next real hole; data_mid, the start of the next written data, agrees),
- * and the logical sparse.seek line, which must match, checks the bounds.
+ * The memory backend has none either: it tracks holes per 4 KiB page like
+ * ext4, implements every fallocate mode ext4 does, and enforces the same
+ * permission and rename rules.
  */
-const MEMORY_ALLOW: Record<string, AllowedDifference> = {
-  'sparse.exact': { reason: 'memory backend holes are 64 KiB chunks, ext4 blocks are 4 KiB', other: 'ok hole0=65536 data_mid=4194304' },
-};
 
 /*
  * passthrough --writeback, sparse.exact: under writeback caching the kernel
@@ -66,7 +60,7 @@ const CASES: Case[] = [
   { label: 'passthrough --cache auto', mount: { fs: 'passthrough', cache: 'auto', xattr: true }, hostSide: true },
   { label: 'passthrough --cache always', mount: { fs: 'passthrough', cache: 'always', xattr: true }, hostSide: true },
   { label: 'passthrough --writeback', mount: { fs: 'passthrough', cache: 'auto', xattr: true, writeback: true }, allow: WRITEBACK_ALLOW, hostSide: true },
-  { label: 'memory', mount: { fs: 'memory', xattr: true }, allow: MEMORY_ALLOW },
+  { label: 'memory', mount: { fs: 'memory', xattr: true } },
 ];
 
 describe('POSIX battery: native directory vs FUSE mounts (kernel as client)', { concurrency: false }, () => {
