@@ -1,0 +1,64 @@
+// The differential model with the kernel as the client: random op sequences
+// (test/support/fs-model.ts) applied through a real /dev/fuse mount of the
+// memory backend and to a native directory; results and final trees must agree.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { generateOps, hostAdapter, runDifferential, type Op } from '../support/fs-model.ts';
+import { forceUnmount, makeTempDir, mountOurs, requireFuse, type OurMount } from '../support/mount-helpers.ts';
+
+const temps: string[] = [];
+let mount: OurMount | undefined;
+
+after(async () => {
+  if (mount) {
+    await mount.stop().catch(() => forceUnmount(mount!.mountpoint));
+  }
+  for (const d of temps) rmSync(d, { recursive: true, force: true });
+});
+
+for (const cache of ['auto', 'never'] as const) {
+  test(`memory backend through /dev/fuse (--cache ${cache}) agrees with a native directory`, { timeout: 60_000 }, async () => {
+    requireFuse();
+    const saved = process.umask(0o022);
+    const native = makeTempDir('memfs-model-native-');
+    const seedDir = makeTempDir('memfs-model-seed-');
+    temps.push(native, seedDir);
+    chmodSync(native, 0o755);
+    mount = await mountOurs({ sharedDir: seedDir, fs: 'memory', cache, xattr: true });
+    try {
+      const budgetMs = Number(process.env.FS_MODEL_BUDGET_MS ?? 3000);
+      const deadline = Date.now() + budgetMs;
+      const seen = new Set<string>();
+      let ops = 0;
+      for (let seed = 1; Date.now() < deadline; seed++) {
+        // One fresh subdirectory per seed on each side: no remount per run.
+        const name = `seed${seed}`;
+        mkdirSync(join(native, name), 0o755);
+        mkdirSync(join(mount.mountpoint, name), 0o755);
+        const a = hostAdapter(join(native, name));
+        const b = hostAdapter(join(mount.mountpoint, name));
+        const list = generateOps(seed, 300);
+        const res = runDifferential([a, b], list, { deadline });
+        if (res.mismatches.length) {
+          const upto = list.slice(0, res.applied);
+          assert.fail(
+            `seed ${seed}: ${res.mismatches.slice(0, 5).join('\n')}\n` +
+              `ops leading there (last 15 of ${upto.length}):\n${upto.slice(-15).map((o: Op) => JSON.stringify(o)).join('\n')}` +
+              `\n--- server output ---\n${mount.output().slice(-2000)}`,
+          );
+        }
+        for (const e of res.errnos.keys()) seen.add(e);
+        ops += res.applied;
+      }
+      for (const e of ['ENOENT', 'EEXIST', 'ENOTDIR', 'EISDIR']) assert.ok(seen.has(e), `no op ended in ${e} in ${ops} ops`);
+      assert.ok(ops >= 300, `only ${ops} ops ran`);
+      console.log(`# --cache ${cache}: ${ops} ops through the mount agreed with native`);
+    } finally {
+      process.umask(saved);
+      await mount.stop();
+      mount = undefined;
+    }
+  });
+}
