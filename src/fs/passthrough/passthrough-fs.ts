@@ -115,8 +115,10 @@ const PATH_MAX = 4096;
 
 // Flags we never pass on from the client: creation is only done by create(),
 // O_DIRECT would need aligned buffers we do not have (the client's cache
-// bypass is the kernel's business), and no controlling ttys.
-const OPEN_STRIP = sys.O_CREAT | sys.O_EXCL | sys.O_NOCTTY | sys.O_DIRECT | sys.O_PATH;
+// bypass is the kernel's business), and no controlling ttys. O_NOFOLLOW was
+// already applied by the client's own lookup; on our /proc/self/fd/N reopen it
+// would refuse the magic link itself (ELOOP for every open(O_NOFOLLOW)).
+const OPEN_STRIP = sys.O_CREAT | sys.O_EXCL | sys.O_NOCTTY | sys.O_DIRECT | sys.O_PATH | sys.O_NOFOLLOW;
 
 // INIT flags this backend never wants whatever the server offers: no lock ops
 // (the client kernel then does flock/POSIX locks locally), no ACL/killpriv
