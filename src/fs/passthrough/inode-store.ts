@@ -3,6 +3,10 @@
 // Imports sys/ (syscalls) and fuse/ errors only.
 //
 // Identity: one Inode per host (st_dev, st_ino), so hard links share a node id.
+// (st_ino is kept as a JS number: exact below 2^53, which covers ext4, xfs,
+// btrfs and tmpfs in practice; a file system with larger inode numbers could
+// see two inodes share a key, which the handle comparison below then catches
+// for evicted inodes only.)
 // Node ids are handed out once and never reused (below 2^53), so (nodeid,
 // generation) is unique for the life of the mount; `generation` counts how
 // often a (dev, ino) pair was seen bound to a different host inode (an inode

@@ -97,6 +97,12 @@ export interface PassthroughOptions {
    * limit, between 256 and 16384; at least 16). See inode-store.ts.
    */
   maxOpenPathFds?: number;
+  /**
+   * Hold inodes by file handle where the file system allows it (default true).
+   * false holds every known inode by its O_PATH fd (no LRU, no bound), which
+   * is also what happens on file systems without handles (sysfs, some FUSE).
+   */
+  fileHandles?: boolean;
 }
 
 // FUSE 7.39 (Linux 6.6+): MAP_SHARED mmap of FOPEN_DIRECT_IO files. Not in
@@ -165,7 +171,7 @@ export class PassthroughFs implements FileSystem {
       sys.close(rootFd);
       throw err;
     }
-    this.store = new InodeStore(rootFd, maxLive, true);
+    this.store = new InodeStore(rootFd, maxLive, options.fileHandles ?? true);
     this.timeout = options.cache === 'never' ? 0 : options.cache === 'auto' ? 1 : 86400;
     this.openFlags = options.cache === 'never' ? FOPEN_DIRECT_IO : options.cache === 'always' ? FOPEN_KEEP_CACHE : 0;
     this.dirOpenFlags = options.cache === 'always' ? FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE : 0;

@@ -558,6 +558,28 @@ describe('options', () => {
     errnoIs(() => plain.fs.read(ROOT, pe.nodeid, po.fh, 0, 6, buf), E.EBADF, 'without writeback O_WRONLY stays write-only');
   });
 
+  test('without file handles (option off, or sysfs which has none) every known inode keeps its fd until forgotten', () => {
+    const { dir, fs } = setup({ fileHandles: false, maxOpenPathFds: 16 });
+    assert.equal(fs.usesFileHandles, false);
+    for (let i = 0; i < 40; i++) nfs.writeFileSync(join(dir, `f${i}`), `${i}`);
+    const fdsBefore = nfs.readdirSync('/proc/self/fd').length;
+    const ids = Array.from({ length: 40 }, (_, i) => fs.lookup(ROOT, 1, B(`f${i}`)).nodeid);
+    assert.equal(nfs.readdirSync('/proc/self/fd').length, fdsBefore + 40, 'one fd per known inode, no budget');
+    assert.equal(fs.getattr(ROOT, ids[0], undefined).attr.size, 1);
+    for (const id of ids) fs.forget(id, 1);
+    assert.equal(nfs.readdirSync('/proc/self/fd').length, fdsBefore);
+    // sysfs has no file handles: detected, and the backend still works (read-only here).
+    const sysfs = new PassthroughFs('/sys/kernel', { readonly: true, cache: 'auto', xattr: false, writeback: false });
+    cleanups.push(() => sysfs.destroy());
+    assert.equal(sysfs.usesFileHandles, false);
+    const mm = sysfs.lookup(ROOT, 1, B('mm'));
+    assert.equal(mm.attr.mode & 0o170000, 0o040000);
+    const names: string[] = [];
+    const { fh } = sysfs.opendir(ROOT, mm.nodeid, O_RDONLY);
+    sysfs.readdir(ROOT, mm.nodeid, fh, 0, { add: (e) => (names.push(e.name.toString()), true) });
+    assert.deepEqual(names.filter((n) => n !== '.' && n !== '..').sort(), nfs.readdirSync('/sys/kernel/mm').sort());
+  });
+
   test('destroy closes every fd the backend opened', () => {
     const before = nfs.readdirSync('/proc/self/fd').length;
     const dir = nfs.mkdtempSync(join(tmpdir(), 'vfs-pt-'));
