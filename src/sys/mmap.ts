@@ -22,11 +22,29 @@ const closeFn = libc.func('int close(int fd)');
 // koffi 3 hands pointers back as bigints; MAP_FAILED is (void *)-1.
 const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
 
-/** One live mapping. `bytes` is only valid until unmap(); never keep it past that. */
-export interface Mapping {
-  readonly address: bigint;
-  readonly length: number;
-  readonly buffer: ArrayBuffer;
+/** Largest single view koffi can make safely: bigger ones abort the process (koffi 3.3, Node 20). */
+export const MAX_VIEW_BYTES = 2 ** 32;
+
+/** One live mapping. Views over it are only valid until unmap(); never keep one past that. */
+export class Mapping {
+  private whole: ArrayBuffer | null = null;
+  constructor(readonly address: bigint, readonly length: number) {}
+
+  /** An ArrayBuffer over [offset, offset+length) of the mapping (no copy). */
+  view(offset: number, length: number): ArrayBuffer {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length <= 0 || offset + length > this.length) {
+      throw new RangeError(`view ${offset}+${length} outside a ${this.length}-byte mapping`);
+    }
+    if (length > MAX_VIEW_BYTES) throw new RangeError(`a single view is limited to ${MAX_VIEW_BYTES} bytes (asked ${length})`);
+    // SAFETY: [address+offset, +length) lies inside the live mapping (checked above).
+    return koffi.view(this.address + BigInt(offset), length);
+  }
+
+  /** The whole mapping as one ArrayBuffer (mappings up to MAX_VIEW_BYTES). */
+  get buffer(): ArrayBuffer {
+    this.whole ??= this.view(0, this.length);
+    return this.whole;
+  }
 }
 
 /**
@@ -40,9 +58,7 @@ export function mapFd(fd: number, length: number, offset: number | bigint, writa
   // by the kernel; the mapping is owned by the returned Mapping until unmap().
   const addr = mmapFn(null, length, prot, MAP_SHARED, fd, BigInt(offset)) as bigint | null;
   if (addr === null || addr === MAP_FAILED || addr === 0n) throw new SysError(lastErrno(), 'mmap');
-  // SAFETY: [addr, addr+length) was just mapped and stays mapped until unmap().
-  const buffer = koffi.view(addr, length);
-  return { address: addr, length, buffer };
+  return new Mapping(addr, length);
 }
 
 /** Anonymous shared mapping (tests use it as stand-in RAM when no fd is needed). */
@@ -50,7 +66,7 @@ export function mapAnonymous(length: number): Mapping {
   // SAFETY: fresh anonymous mapping, owned by the returned Mapping.
   const addr = mmapFn(null, length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0n) as bigint | null;
   if (addr === null || addr === MAP_FAILED || addr === 0n) throw new SysError(lastErrno(), 'mmap');
-  return { address: addr, length, buffer: koffi.view(addr, length) };
+  return new Mapping(addr, length);
 }
 
 /** Unmap. Every view over `m.buffer` becomes invalid: touching one afterwards faults. */

@@ -52,10 +52,20 @@ interface Vring {
   complaints: number;
 }
 
+/** One frontend region: one mapping, seen as pieces of at most PIECE bytes. */
 interface MappedRegion {
-  spec: RegionSpec;
+  gpa: number;
+  size: number;
+  specs: RegionSpec[];
   mapping: Mapping;
 }
+
+/**
+ * Views are cut into pieces (Node typed arrays and koffi views stop at 4 GiB);
+ * chains whose buffers cross from one piece into the next are followed
+ * across (Chain.push), so the cut is invisible to the driver.
+ */
+const PIECE = 2 ** 31;
 
 class DataPlane {
   private readonly epoll = new Epoll(64);
@@ -239,7 +249,7 @@ class DataPlane {
         return undefined;
       }
       case 'remove-region': {
-        const i = this.regions.findIndex((r) => r.spec.guestPhysAddr === m.gpa && r.spec.size === m.size);
+        const i = this.regions.findIndex((r) => r.gpa === m.gpa && r.size === m.size);
         if (i < 0) throw new Error(`no region at guest address 0x${m.gpa.toString(16)} of ${m.size} bytes`);
         const gone = this.regions[i];
         this.swapMemory(this.regions.filter((_, k) => k !== i), [gone]);
@@ -325,7 +335,17 @@ class DataPlane {
       // mmap needs a page-aligned file offset: map from the page below and skip the difference.
       const skew = r.mmapOffset % PAGE;
       const mapping = mapFd(r.fd, r.size + skew, r.mmapOffset - skew);
-      return { mapping, spec: { guestPhysAddr: r.gpa, userAddr: r.uva, size: r.size, buffer: mapping.buffer, bufferOffset: skew } };
+      const specs: RegionSpec[] = [];
+      try {
+        for (let off = 0; off < r.size; off += PIECE) {
+          const size = Math.min(PIECE, r.size - off);
+          specs.push({ guestPhysAddr: r.gpa + off, userAddr: r.uva + off, size, buffer: mapping.view(skew + off, size) });
+        }
+      } catch (err) {
+        unmap(mapping);
+        throw err;
+      }
+      return { gpa: r.gpa, size: r.size, specs, mapping };
     } finally {
       closeFd(r.fd);
     }
@@ -335,7 +355,7 @@ class DataPlane {
   private swapMemory(next: MappedRegion[], gone: MappedRegion[]): void {
     let mem: GuestMemory | null;
     try {
-      mem = next.length > 0 ? new GuestMemory(next.map((r) => r.spec)) : null;
+      mem = next.length > 0 ? new GuestMemory(next.flatMap((r) => r.specs)) : null;
     } catch (err) {
       // Keep the old table; drop only what we just mapped.
       for (const r of next) if (!this.regions.includes(r)) unmap(r.mapping);
@@ -344,7 +364,7 @@ class DataPlane {
     this.mem = mem;
     this.regions = next;
     for (const r of gone) if (!next.includes(r)) unmap(r.mapping);
-    if (mem !== null) log('info', `guest memory: ${next.map((r) => `0x${r.spec.guestPhysAddr.toString(16)}+0x${r.spec.size.toString(16)}`).join(', ')}`);
+    if (mem !== null) log('info', `guest memory: ${next.map((r) => `0x${r.gpa.toString(16)}+0x${r.size.toString(16)}`).join(', ')}`);
   }
 
   private shutdown(): void {

@@ -80,8 +80,7 @@ function toNumber(v: bigint, what: string): number {
 
 function regionMsg(r: MemoryRegion, fd: number): RegionMsg {
   const size = toNumber(r.memory_size, 'region size');
-  // One external ArrayBuffer per region; Node's typed arrays stop at 2^32 elements.
-  if (size === 0 || size > 2 ** 32) throw new VhostUserError('BAD_VALUE', `region of ${size} bytes (we map 1 byte to 4 GiB per region)`);
+  if (size === 0) throw new VhostUserError('BAD_VALUE', 'empty memory region');
   return {
     gpa: toNumber(r.guest_phys_addr, 'guest address'),
     size,

@@ -57,8 +57,6 @@ export class Chain {
     if (len === 0) return; // an empty buffer names no memory; nothing to check or copy
     if (hi >= MAX_HI) throw new QueueError('ADDRESS_OUT_OF_RANGE', `buffer address 0x${hi.toString(16)}${lo.toString(16).padStart(8, '0')} is outside guest memory`);
     const addr = hi * TWO_32 + lo;
-    const ri = mem.findGpa(addr, len);
-    if (ri < 0) throw new QueueError('ADDRESS_OUT_OF_RANGE', `buffer 0x${addr.toString(16)}+${len} is not inside guest memory`);
     if (writable) {
       this.writableBytes += len;
       if (this.writableBytes >= TWO_32) throw new QueueError('CHAIN_TOO_LONG', 'writable part longer than 2^32 - 1 bytes');
@@ -66,12 +64,34 @@ export class Chain {
       this.readableBytes += len;
       if (this.readableBytes >= TWO_32) throw new QueueError('CHAIN_TOO_LONG', 'readable part longer than 2^32 - 1 bytes');
     }
+    const ri = mem.findGpa(addr, len);
+    if (ri >= 0) {
+      this.add(ri, addr - mem.regions[ri].gpa, len);
+    } else {
+      // Slow path: a buffer may run on from one region into the next when
+      // they are contiguous in guest-physical space (big RAM is cut into
+      // several views). Any byte outside every region refuses the chain.
+      let a = addr;
+      let rem = len;
+      while (rem > 0) {
+        const r = mem.findGpa(a, 1);
+        if (r < 0) throw new QueueError('ADDRESS_OUT_OF_RANGE', `buffer 0x${addr.toString(16)}+${len} is not inside guest memory`);
+        const reg = mem.regions[r];
+        const piece = Math.min(rem, reg.gpa + reg.size - a);
+        this.add(r, a - reg.gpa, piece);
+        a += piece;
+        rem -= piece;
+      }
+    }
+    if (!writable) this.readable = this.count;
+  }
+
+  private add(region: number, offset: number, len: number): void {
     if (this.count === this.segLen.length) this.grow();
     const i = this.count++;
-    this.segRegion[i] = ri;
-    this.segOffset[i] = addr - mem.regions[ri].gpa;
+    this.segRegion[i] = region;
+    this.segOffset[i] = offset;
     this.segLen[i] = len;
-    if (!writable) this.readable = this.count;
   }
 
   /** Copy the readable part into dst (from its start). Returns bytes copied (stops when dst is full). */

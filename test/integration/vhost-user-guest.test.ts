@@ -87,3 +87,28 @@ test('guest fio --verify (crc32c, mixed block sizes, random writes) passes on ou
     d.kill();
   }
 });
+
+test('an 8 GiB guest (a 5 GiB region above 4 GiB, mapped as several views) reads and writes correctly', { timeout: 240_000 }, async () => {
+  const share = join(dir, 'big');
+  mkdirSync(share);
+  const data = randomBytes(32 << 20);
+  writeFileSync(join(share, 'd.bin'), data);
+  const sock = join(dir, 'big.sock');
+  const d = await startServe(['--socket-path', sock, '--shared-dir', share, '--log-level', 'info'], sock);
+  try {
+    const r = await runInGuest({
+      socketPath: sock,
+      memoryMiB: 8192,
+      timeoutMs: 200_000,
+      // The guest allocates page cache from high memory first: buffers land above 4 GiB.
+      command: 'sha256sum d.bin\ndd if=/dev/urandom of=g.bin bs=1M count=32 2>/dev/null\nsync; echo 3 > /proc/sys/vm/drop_caches\nsha256sum g.bin',
+    });
+    assert.equal(r.exitCode, 0, `${r.output}\n--- daemon ---\n${d.log()}`);
+    assert.ok(r.output.includes(`${sha(data)}  d.bin`), r.output);
+    assert.ok(r.output.includes(`${sha(readFileSync(join(share, 'g.bin')))}  g.bin`), r.output);
+    assert.match(d.log(), /0x100000000\+0x140000000/, 'the 5 GiB high region was mapped');
+    assert.equal(await d.exited, 0);
+  } finally {
+    d.kill();
+  }
+});

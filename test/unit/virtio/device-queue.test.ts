@@ -270,3 +270,37 @@ test('GuestMemory translates guest-physical and frontend-virtual addresses per r
     { guestPhysAddr: 0x1000, userAddr: 0x10000, buffer: ram, bufferOffset: 0x2000, size: 0x2000 },
   ]), RangeError);
 });
+
+test('a buffer running from one region into the next contiguous one is followed across; a gap refuses it', () => {
+  // One driver RAM presented to the device as two regions cut at 0x10_0000 + 512 KiB.
+  const drv = new MockSplitQueue({ gpaBase: 0x10_0000, uvaBase: 0x7f12_3400_0000, ramSize: 1 << 20, queueSize: 8 });
+  const cut = 1 << 19;
+  const mem = new GuestMemory([
+    { guestPhysAddr: 0x10_0000, userAddr: 0x7f12_3400_0000, buffer: drv.ram, size: cut },
+    { guestPhysAddr: 0x10_0000 + cut, userAddr: 0x7f12_3400_0000 + cut, buffer: drv.ram, bufferOffset: cut, size: cut },
+  ]);
+  const q = new DeviceQueue();
+  q.setSize(8);
+  q.setAddresses(drv.ringAddresses());
+  q.setBase(0);
+  const chain = new Chain(1);
+  const start = 0x10_0000 + cut - 5;
+  drv.bytes.set(Buffer.from('0123456789'), cut - 5);
+  drv.writeDesc(0, start, 10, 1, 1);
+  drv.writeDesc(1, start, 10, 2, 0);
+  drv.publish(0);
+  assert.equal(q.pop(mem, chain), true);
+  assert.equal(chain.count, 4, 'two pieces per buffer');
+  const dst = Buffer.alloc(10);
+  assert.equal(chain.gather(mem, dst), 10);
+  assert.equal(dst.toString(), '0123456789');
+  assert.equal(chain.scatter(mem, Buffer.from('abcdefghij'), 10), 10);
+  assert.equal(Buffer.from(drv.read(start, 10)).toString(), 'abcdefghij');
+  // With a hole after the first region, the same buffer is refused.
+  const holed = new GuestMemory([mem.regions[0]!].map((r) => ({ guestPhysAddr: r.gpa, userAddr: r.uva, buffer: drv.ram, size: cut })));
+  const q2 = new DeviceQueue();
+  q2.setSize(8);
+  q2.setAddresses(drv.ringAddresses());
+  q2.setBase(0);
+  assert.throws(() => q2.pop(holed, chain), (e: unknown) => e instanceof QueueError && e.code === 'ADDRESS_OUT_OF_RANGE');
+});
