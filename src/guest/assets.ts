@@ -100,6 +100,29 @@ function kernelFromDir(packageName: string, root: string): GuestKernel | undefin
   return { packageName, release: vmlinuz.slice('vmlinuz-'.length), vmlinuz: join(boot, vmlinuz), root };
 }
 
+let aptUpdated = false;
+
+/**
+ * Runs an apt step; if it fails and we are root, refreshes the package lists
+ * once and tries again. Stale lists are the usual cause on a fresh machine:
+ * none at all, or a kernel version a security update has since replaced.
+ */
+function withAptUpdateRetry<T>(step: () => T, progress: Progress): T {
+  try {
+    return step();
+  } catch (e) {
+    if (!(e instanceof GuestSetupError) || aptUpdated || process.getuid?.() !== 0) throw e;
+    aptUpdated = true;
+    progress('apt step failed; refreshing package lists (apt-get update) and retrying');
+    try {
+      execFileSync(requireTool('apt-get', 'apt'), ['update'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    } catch (u) {
+      throw new GuestSetupError(`${e.message}; \`apt-get update\` failed too: ${String((u as { stderr?: Buffer }).stderr ?? (u as Error).message).trim()}`);
+    }
+    return step();
+  }
+}
+
 /**
  * The guest kernel, downloading and unpacking it the first time. Once a kernel
  * is cached it is reused without asking apt (offline runs keep working);
@@ -115,7 +138,7 @@ export function ensureKernel(progress: Progress = stderrProgress): GuestKernel {
     const k = kernelFromDir(wanted, join(kernels, wanted));
     if (k) return k;
   }
-  const pkg = wanted ?? resolveKernelPackage();
+  const pkg = wanted ?? withAptUpdateRetry(resolveKernelPackage, progress);
   const final = join(kernels, pkg);
   const cached = kernelFromDir(pkg, final);
   if (cached) {
@@ -127,12 +150,14 @@ export function ensureKernel(progress: Progress = stderrProgress): GuestKernel {
   const tmp = mkdtempSync(join(kernels, `.tmp-${pkg}-`));
   try {
     progress(`downloading ${pkg} (apt-get download)`);
-    try {
-      execFileSync(aptGet, ['download', pkg], { cwd: tmp, stdio: ['ignore', 'ignore', 'pipe'] });
-    } catch (e) {
-      const stderr = String((e as { stderr?: Buffer }).stderr ?? '').trim();
-      throw new GuestSetupError(`\`apt-get download ${pkg}\` failed: ${stderr || (e as Error).message}; check apt sources and run \`apt-get update\``);
-    }
+    withAptUpdateRetry(() => {
+      try {
+        execFileSync(aptGet, ['download', pkg], { cwd: tmp, stdio: ['ignore', 'ignore', 'pipe'] });
+      } catch (e) {
+        const stderr = String((e as { stderr?: Buffer }).stderr ?? '').trim();
+        throw new GuestSetupError(`\`apt-get download ${pkg}\` failed: ${stderr || (e as Error).message}; check apt sources and run \`apt-get update\``);
+      }
+    }, progress);
     const deb = readdirSync(tmp).find((f) => f.endsWith('.deb'));
     if (!deb) throw new GuestSetupError(`\`apt-get download ${pkg}\` produced no .deb`);
     progress(`unpacking ${deb}`);
