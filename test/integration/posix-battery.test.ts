@@ -87,23 +87,26 @@ describe('POSIX battery: native directory vs FUSE mounts (kernel as client)', { 
     }
     return n;
   };
-  let nativeRo: string[];
-  let roSource: string;
-
-  before(async () => {
-    requireFuse();
-    await compileBattery();
-    // The read-only oracle: a native read-only bind mount of a populated tree.
-    roSource = temp('battery-ro-src-');
-    await runBatteryOk(roSource, { mode: 'populate-readonly' });
+  /** A populated tree and the battery's answers on a native read-only bind mount of it. */
+  const nativeReadonly = async (skipXattr: boolean): Promise<{ source: string; lines: string[] }> => {
+    const source = temp('battery-ro-src-');
+    await runBatteryOk(source, { mode: 'populate-readonly', skipXattr });
     const roNative = temp('battery-ro-native-');
-    for (const args of [['--bind', roSource, roNative], ['-o', 'remount,bind,ro', roNative]]) {
+    for (const args of [['--bind', source, roNative], ['-o', 'remount,bind,ro', roNative]]) {
       const m = spawnSync('mount', args, { encoding: 'utf8' });
       assert.equal(m.status, 0, `mount ${args.join(' ')}: ${m.stderr}`);
     }
     mounts.push(roNative);
-    nativeRo = await runBatteryOk(roNative, { mode: 'expect-readonly' });
-    forceUnmount(roNative);
+    try {
+      return { source, lines: await runBatteryOk(roNative, { mode: 'expect-readonly', skipXattr }) };
+    } finally {
+      forceUnmount(roNative);
+    }
+  };
+
+  before(async () => {
+    requireFuse();
+    await compileBattery();
   });
 
   after(() => {
@@ -135,8 +138,9 @@ describe('POSIX battery: native directory vs FUSE mounts (kernel as client)', { 
   }
 
   it('passthrough --readonly: EROFS exactly where a native read-only mount gives it', { timeout: 120_000 }, async () => {
-    const before = treeManifest(roSource);
-    const m = await mountOurs({ sharedDir: roSource, fs: 'passthrough', readonly: true, xattr: true });
+    const oracle = await nativeReadonly(false);
+    const before = treeManifest(oracle.source);
+    const m = await mountOurs({ sharedDir: oracle.source, fs: 'passthrough', readonly: true, xattr: true });
     mounts.push(m.mountpoint);
     let lines: string[];
     try {
@@ -144,9 +148,28 @@ describe('POSIX battery: native directory vs FUSE mounts (kernel as client)', { 
     } finally {
       await m.stop();
     }
-    const cmp = compareBatteries(nativeRo, lines, {}, ['native-ro', 'mount']);
+    const cmp = compareBatteries(oracle.lines, lines, {}, ['native-ro', 'mount']);
     assert.ok(cmp.equal, cmp.diff);
-    assert.deepEqual(treeManifest(roSource), before, 'a read-only mount changed the shared directory');
+    assert.deepEqual(treeManifest(oracle.source), before, 'a read-only mount changed the shared directory');
+  });
+
+  // The memory backend seeds itself from the host tree with node:fs, which has
+  // no xattr API (its seed carries contents, modes, owners, symlinks), so the
+  // xattr part of the fixture is left out on both sides here.
+  it('memory --readonly (seeded from a host tree): EROFS exactly where a native read-only mount gives it', { timeout: 120_000 }, async () => {
+    const oracle = await nativeReadonly(true);
+    const before = treeManifest(oracle.source);
+    const m = await mountOurs({ sharedDir: oracle.source, fs: 'memory', readonly: true, xattr: true });
+    mounts.push(m.mountpoint);
+    let lines: string[];
+    try {
+      lines = await runBatteryOk(m.mountpoint, { mode: 'expect-readonly', skipXattr: true });
+    } finally {
+      await m.stop();
+    }
+    const cmp = compareBatteries(oracle.lines, lines, {}, ['native-ro', 'mount']);
+    assert.ok(cmp.equal, cmp.diff);
+    assert.deepEqual(treeManifest(oracle.source), before, 'seeding the memory backend changed the host tree');
   });
 
   /*
