@@ -104,7 +104,7 @@ export class GuestTimeoutError extends GuestError {
 const DEFAULT_TAG = 'vfts';
 
 /** Boots a guest, mounts the share at `mountpoint` (default /mnt) and runs `command` there. */
-export function runInGuest(options: GuestRunOptions): Promise<GuestResult> {
+export async function runInGuest(options: GuestRunOptions): Promise<GuestResult> {
   const mountpoint = options.mountpoint ?? '/mnt';
   return bootGuest({ ...options, mode: 'exec', mountpoint, cwd: mountpoint, script: options.command });
 }
@@ -121,7 +121,7 @@ export interface GuestRootRunOptions extends GuestBootOptions {
  * /proc, /sys and /dev into it (where those directories exist) and runs argv
  * chrooted there. What `virtiofs-ts run` does; the boot-time benchmark too.
  */
-export function runInGuestRoot(options: GuestRootRunOptions): Promise<GuestResult> {
+export async function runInGuestRoot(options: GuestRootRunOptions): Promise<GuestResult> {
   if (options.argv.length === 0) throw new Error('runInGuestRoot: argv is empty');
   const mountpoint = '/newroot';
   const script = `export HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nexec chroot ${mountpoint} ${options.argv.map(shQuote).join(' ')}\n`;
