@@ -64,3 +64,25 @@ test('usage errors are one clear line and exit 2; a missing directory exits 1', 
   assert.equal(caps.status, 0);
   assert.equal(JSON.parse(caps.stdout).type, 'fs');
 });
+
+test('--tag: CONFIG is offered only then, and GET_CONFIG returns the virtio-fs config (tag, num_request_queues)', { timeout: 30_000 }, async () => {
+  const sock = join(dir, 'tag.sock');
+  const d = await startServe(['--socket-path', sock, '--shared-dir', dir, '--tag', 'myfs'], sock);
+  kills.push(d.kill);
+  const fe = TestFrontend.connect(sock);
+  const PF_CONFIG = 1n << 9n;
+  assert.ok(fe.getU64(R.GET_PROTOCOL_FEATURES) & PF_CONFIG);
+  fe.u64(R.SET_PROTOCOL_FEATURES, PF_CONFIG);
+  const req = Buffer.alloc(12 + 44); // u32 offset, u32 size, u32 flags, payload[size]
+  req.writeUInt32LE(0, 0);
+  req.writeUInt32LE(44, 4);
+  fe.send(R.GET_CONFIG, req);
+  const r = fe.recv();
+  assert.equal(r.request, R.GET_CONFIG);
+  assert.equal(r.payload.readUInt32LE(4), 44);
+  const cfg = r.payload.subarray(12);
+  assert.equal(cfg.subarray(0, 36).toString('utf8').replace(/\0+$/, ''), 'myfs');
+  assert.equal(cfg.readUInt32LE(36), 1, 'one request queue');
+  fe.close();
+  assert.equal(await d.exited, 0, d.log());
+});
