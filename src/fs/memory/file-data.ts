@@ -16,10 +16,11 @@
 // - a chunk exists exactly when at least one of its pages is allocated.
 import { constants } from 'node:os';
 import { FsError } from '../../fuse/errors.ts';
+import { CHUNK_SIZE, type ChunkStore } from './chunk-store.ts';
 
 const E = constants.errno;
 
-export const CHUNK_SIZE = 64 * 1024;
+export { CHUNK_SIZE };
 export const PAGE_SIZE = 4096;
 const PAGES_PER_CHUNK = CHUNK_SIZE / PAGE_SIZE; // 16: a chunk's page mask fits in an int
 const FULL_MASK = (1 << PAGES_PER_CHUNK) - 1;
@@ -27,19 +28,12 @@ const FULL_MASK = (1 << PAGES_PER_CHUNK) - 1;
 /** Largest size/offset we accept: offsets are JS numbers, exact below 2^53. */
 export const MAX_FILE_SIZE = Number.MAX_SAFE_INTEGER;
 
-/** Where chunk memory is accounted (the file system's capacity, for ENOSPC and statfs). */
-export interface SpaceAccount {
-  /** Takes `bytes` from the free space or throws ENOSPC (taking nothing). */
-  reserve(bytes: number): void;
-  release(bytes: number): void;
-}
-
 class Chunk {
   /** Bit i set: page i (bytes [i*4096, (i+1)*4096) of the chunk) is allocated. */
   mask = 0;
   /** Bit i set: page i holds written data (a subset of mask). */
   data = 0;
-  readonly buf = Buffer.alloc(CHUNK_SIZE);
+  constructor(readonly buf: Buffer) {}
 }
 
 /** Bits of the pages touched by byte range [start, end) of a chunk (end > start). */
@@ -71,7 +65,7 @@ export class FileData {
   /** Allocated pages over all chunks (for st_blocks). */
   private pages = 0;
 
-  constructor(private readonly space: SpaceAccount) {}
+  constructor(private readonly store: ChunkStore) {}
 
   /** Allocated 512-byte blocks, as st_blocks counts them. */
   get blocks(): number {
@@ -167,11 +161,11 @@ export class FileData {
     const first = Math.floor(offset / CHUNK_SIZE);
     const last = Math.floor((end - 1) / CHUNK_SIZE);
     const missing = last - first + 1 - this.chunksIn(first, last).length;
-    if (missing > 0) this.space.reserve(missing * CHUNK_SIZE);
+    if (missing > 0) this.store.reserve(missing);
     for (let idx = first; idx <= last; idx++) {
       let chunk = this.chunks.get(idx);
       if (!chunk) {
-        chunk = new Chunk();
+        chunk = new Chunk(this.store.take());
         this.chunks.set(idx, chunk);
       }
       const start = idx * CHUNK_SIZE;
@@ -262,14 +256,14 @@ export class FileData {
 
   /** Frees every chunk (the file is gone). */
   free(): void {
-    this.space.release(this.chunks.size * CHUNK_SIZE);
+    for (const chunk of this.chunks.values()) this.store.give(chunk.buf);
     this.chunks.clear();
     this.pages = 0;
   }
 
   private newChunk(idx: number): Chunk {
-    this.space.reserve(CHUNK_SIZE);
-    const chunk = new Chunk();
+    this.store.reserve(1);
+    const chunk = new Chunk(this.store.take());
     this.chunks.set(idx, chunk);
     return chunk;
   }
@@ -285,7 +279,7 @@ export class FileData {
     if (!chunk) return;
     this.pages -= popcount16(chunk.mask);
     this.chunks.delete(idx);
-    this.space.release(CHUNK_SIZE);
+    this.store.give(chunk.buf);
   }
 
   /** Indexes of existing chunks in [first, last], walking whichever is smaller: the range or the map. */

@@ -38,7 +38,8 @@ import {
   erofs,
 } from '../../fuse/errors.ts';
 import * as abi from '../../fuse/abi.ts';
-import { CHUNK_SIZE, FileData, MAX_FILE_SIZE, PAGE_SIZE, type SpaceAccount } from './file-data.ts';
+import { ChunkStore } from './chunk-store.ts';
+import { CHUNK_SIZE, FileData, MAX_FILE_SIZE, PAGE_SIZE } from './file-data.ts';
 import { seedFromHostDirectory, type HostSeedLimits } from './seed.ts';
 
 const E = osc.errno;
@@ -254,8 +255,7 @@ export class MemoryFs implements FileSystem {
   private readonly openFlags: number;
   private readonly capacity: number;
   private readonly maxInodes: number;
-  private usedBytes = 0;
-  private readonly space: SpaceAccount;
+  private readonly store: ChunkStore;
   private readonly root: MemNode;
 
   constructor(options: MemoryFsOptions = {}) {
@@ -266,15 +266,7 @@ export class MemoryFs implements FileSystem {
     this.openFlags = cache === 'always' ? FOPEN_KEEP_CACHE : 0;
     this.capacity = Math.floor((options.capacityBytes ?? totalmem() / 2) / BLKSIZE) * BLKSIZE;
     this.maxInodes = options.maxInodes ?? 4 * 1024 * 1024;
-    this.space = {
-      reserve: (bytes) => {
-        if (this.usedBytes + bytes > this.capacity) throw new FsError(E.ENOSPC);
-        this.usedBytes += bytes;
-      },
-      release: (bytes) => {
-        this.usedBytes -= bytes;
-      },
-    };
+    this.store = new ChunkStore(this.capacity);
     const root = new MemNode(this.nextIno++, S_IFDIR | ((options.rootMode ?? 0o755) & 0o7777), options.rootUid ?? 0, options.rootGid ?? 0);
     root.dir = new DirState(root);
     root.nlink = 2;
@@ -317,7 +309,7 @@ export class MemoryFs implements FileSystem {
           typeof spec === 'object' && !Buffer.isBuffer(spec) ? spec : {};
         if (existing) this.dropEntry(dir, existing);
         const node = this.newNode({ ...owner, uid: meta.uid ?? 0, gid: meta.gid ?? 0 }, dir, S_IFREG, meta.mode ?? 0o644);
-        node.data = new FileData(this.space);
+        node.data = new FileData(this.store);
         const buf = Buffer.isBuffer(data) ? data : Buffer.from(data);
         node.data.write(0, buf);
         this.addEntry(dir, key, nameBuf, node);
@@ -348,7 +340,7 @@ export class MemoryFs implements FileSystem {
   }
   /** Bytes of chunk memory in use. */
   get bytesUsed(): number {
-    return this.usedBytes;
+    return this.store.usedBytes;
   }
   /** The lookup count the kernel holds on a node (0 if unknown). */
   lookupCount(nodeid: number): number {
@@ -728,7 +720,7 @@ export class MemoryFs implements FileSystem {
     if (dir.dir.entries.has(key)) throw eexist(); // before the write check, as filename_create() does
     this.mayCreate(ctx, dir);
     const node = this.newNode(ctx, dir, type, mode & ~umask);
-    if (type === S_IFREG) node.data = new FileData(this.space);
+    if (type === S_IFREG) node.data = new FileData(this.store);
     if (type === S_IFCHR || type === S_IFBLK) node.rdev = rdev >>> 0;
     this.addEntry(dir, key, name, node);
     touch(dir, TOUCH_M | TOUCH_C);
@@ -934,7 +926,7 @@ export class MemoryFs implements FileSystem {
     this.mutable();
     this.mayCreate(ctx, dir);
     const node = this.newNode(ctx, dir, S_IFREG, mode & ~umask);
-    node.data = new FileData(this.space);
+    node.data = new FileData(this.store);
     this.addEntry(dir, key, name, node);
     touch(dir, TOUCH_M | TOUCH_C);
     const fh = this.openNode(ctx, node, flags & ~O_TRUNC, true);
@@ -1190,7 +1182,7 @@ export class MemoryFs implements FileSystem {
 
   statfs(_ctx: RequestContext, _nodeid: number): StatFs {
     const blocks = this.capacity / BLKSIZE;
-    const free = Math.max(0, Math.floor((this.capacity - this.usedBytes) / BLKSIZE));
+    const free = Math.max(0, Math.floor((this.capacity - this.store.usedBytes) / BLKSIZE));
     return {
       blocks,
       bfree: free,
