@@ -114,6 +114,38 @@ describe('data integrity through /dev/fuse (passthrough)', () => {
     }
   });
 
+  test('--writeback: written files, appends and a truncate land intact on the host', async () => {
+    const files = [
+      { name: 'wb-a', size: 5 * MiB + 333, chunk: 4096 + 17 },
+      { name: 'wb-b', size: 24 * MiB, chunk: MiB },
+    ];
+    const expected = new Map<string, string>();
+    await withMount({ sharedDir: share, cache: 'auto', writeback: true }, (m) => {
+      for (const f of files) expected.set(f.name, writeRandomFile(join(m.mountpoint, f.name), f.size, f.chunk));
+      // O_APPEND with the writeback cache: the kernel computes the offsets.
+      const fd = openSync(join(m.mountpoint, 'wb-log'), 'a');
+      for (let i = 0; i < 1000; i++) writeSync(fd, `line ${i}\n`);
+      closeSync(fd);
+      const tfd = openSync(join(m.mountpoint, 'wb-b'), 'r+');
+      writeSync(tfd, Buffer.from('HEAD'), 0, 4, 0);
+      closeSync(tfd);
+      sh('truncate', ['-s', `${3 * MiB}`, join(m.mountpoint, 'wb-b')]);
+    });
+    const a = sha256File(join(share, 'wb-a'));
+    assert.equal(a.size, files[0]!.size);
+    assert.equal(a.sha, expected.get('wb-a'));
+    const b = sha256File(join(share, 'wb-b'));
+    assert.equal(b.size, 3 * MiB, 'truncate through the writeback cache');
+    const head = Buffer.alloc(4);
+    const bfd = openSync(join(share, 'wb-b'), 'r');
+    readSync(bfd, head, 0, 4, 0);
+    closeSync(bfd);
+    assert.equal(head.toString(), 'HEAD');
+    const lines = sh('cat', [join(share, 'wb-log')]).split('\n').filter(Boolean);
+    assert.equal(lines.length, 1000);
+    assert.equal(lines[999], 'line 999');
+  });
+
   test('one 1 GiB file: sha256 equal on the host and read back through the mount', { timeout: 240_000 }, async () => {
     const size = 1024 * MiB;
     const name = 'big-1GiB';
