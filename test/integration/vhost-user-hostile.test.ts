@@ -281,6 +281,27 @@ test('memory slots: ADD_MEM_REG serves a ring, REM_MEM_REG of an unknown region 
   assert.equal(u?.id, c1.head);
   assert.equal(Buffer.from(q.read(c1.addrs[1]!, 16)).readBigUInt64LE(8), 0x77n);
 
+  // Stop and restart (what QEMU does for a VM stop/cont): GET_VRING_BASE stops
+  // the ring and says where it stopped; a request made meanwhile waits; the
+  // ring resumes from that base with a new kick fd and serves it.
+  fe.vringState(R.GET_VRING_BASE, 1, 0);
+  const base = fe.recv();
+  assert.equal(base.request, R.GET_VRING_BASE);
+  assert.deepEqual([base.payload.readUInt32LE(0), base.payload.readUInt32LE(4)], [1, 1], 'ring 1 stopped at avail idx 1');
+  const waiting = q.addChain([{ data: fuseInitRequest(0x79n) }, { len: 256, writable: true }]);
+  q.publish(waiting.head);
+  eventfdSignal(kick);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual(q.takeUsed(), [], 'a stopped ring serves nothing');
+  const kick2 = eventfdCreate();
+  fe.vringState(R.SET_VRING_BASE, 1, 1);
+  fe.u64(R.SET_VRING_KICK, 1n, { fds: [kick2], flags: NEED_REPLY });
+  assert.equal(fe.ack(R.SET_VRING_KICK), 0n);
+  assert.equal(pollFd(call, 5000), true, 'restarted: the waiting request is served without a kick');
+  eventfdDrain(call);
+  assert.deepEqual(q.takeUsed().map((x) => x.id), [waiting.head]);
+  closeFd(kick2);
+
   // RESET_DEVICE: rings stop; a request published afterwards is not touched.
   fe.send(R.RESET_DEVICE, Buffer.alloc(0), { flags: NEED_REPLY });
   assert.equal(fe.ack(R.RESET_DEVICE), 0n);
