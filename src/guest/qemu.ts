@@ -80,6 +80,8 @@ export interface GuestResult {
   outputBytes: Buffer;
   /** From spawning QEMU to the command starting (kernel boot, modules, mount). */
   bootMs: number;
+  /** From spawning QEMU to the command's first output byte (undefined if it printed nothing): boot-to-prompt time. */
+  firstOutputMs?: number;
   /** From spawning QEMU to QEMU exiting. */
   totalMs: number;
   /** Everything the console printed before the command started, plus QEMU's stderr. */
@@ -244,8 +246,11 @@ function supervise(qemu: QemuCommand, args: string[], nonce: string, timeoutMs: 
     let settled = false;
 
     const consoleText = () => `${bootLog.toString('utf8')}${Buffer.concat([...(collect ? output.slice(-20) : [tail]), pending]).toString('utf8')}${stderr ? `\n[qemu stderr] ${stderr}` : ''}`;
+    let firstOutputMs: number | undefined;
+    let pendingSince: number | undefined; // when the oldest held-back byte arrived
     const emit = (b: Buffer) => {
       if (b.length === 0) return;
+      firstOutputMs ??= (pendingSince ?? performance.now()) - start;
       if (collect) output.push(b);
       else tail = Buffer.concat([tail, b]).subarray(-16 * 1024);
       spec.onOutput?.(b);
@@ -280,6 +285,7 @@ function supervise(qemu: QemuCommand, args: string[], nonce: string, timeoutMs: 
       }
       if (phase !== 'command') return;
       pending = Buffer.concat([pending, chunk]);
+      if (pending.length > 0) pendingSince ??= performance.now();
       const x = pending.indexOf(exitMark);
       if (x >= 0) {
         const end = pending.indexOf('@@', x + exitMark.length);
@@ -341,6 +347,7 @@ function supervise(qemu: QemuCommand, args: string[], nonce: string, timeoutMs: 
           output: outputBytes.toString('utf8'),
           outputBytes,
           bootMs,
+          ...(firstOutputMs !== undefined ? { firstOutputMs } : {}),
           totalMs,
           bootLog: `${bootLog.toString('utf8')}${stderr ? `\n[qemu stderr] ${stderr}` : ''}`,
         });
