@@ -100,6 +100,29 @@ describe('virtiofs-ts mount: lifecycle', () => {
     await m.stop();
   });
 
+  test('a second signal aborts a busy mount: exit 1, its users get ENOTCONN', async () => {
+    const share = join(base, 'share-abort');
+    mkdirSync(share);
+    writeFileSync(join(share, 'f'), 'x\n');
+    const m = await mountOurs({ sharedDir: share });
+    const holder = spawn('sh', ['-c', 'read line; cat f; echo "status $?"'], { cwd: m.mountpoint, stdio: ['pipe', 'pipe', 'pipe'] });
+    let held = '';
+    holder.stdout.setEncoding('utf8').on('data', (d: string) => (held += d));
+    holder.stderr.setEncoding('utf8').on('data', (d: string) => (held += d));
+    await new Promise((r) => setTimeout(r, 200));
+    m.child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(m.child.exitCode, null, 'still serving the busy mount after one signal');
+    m.child.kill('SIGTERM');
+    assert.equal(await m.waitExit(), 1, m.output());
+    assert.match(m.output(), /aborting the connection/);
+    holder.stdin.end('go\n');
+    await new Promise((r) => holder.on('exit', r));
+    assert.match(held, /Transport endpoint is not connected/);
+    assert.match(held, /status 1/);
+    await m.stop().catch(() => {}); // exit 1 was expected; stop() only cleans up here
+  });
+
   test('bin/virtiofs-ts.js runs the CLI (what npx virtiofs-ts runs)', () => {
     const r = spawnSync(process.execPath, [BIN, '--help'], { cwd: REPO_ROOT, encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
@@ -108,6 +131,10 @@ describe('virtiofs-ts mount: lifecycle', () => {
     const h = spawnSync(process.execPath, [BIN, 'mount', '--help'], { cwd: '/', encoding: 'utf8' });
     assert.equal(h.status, 0, h.stderr);
     assert.match(h.stdout, /Usage: virtiofs-ts mount <shared-dir> <mountpoint>/);
+    // npx resolves the package's own bin in the checkout (--no-install: never the registry).
+    const n = spawnSync('npx', ['--no-install', 'virtiofs-ts', 'mount', '--help'], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(n.status, 0, n.stderr);
+    assert.match(n.stdout, /Usage: virtiofs-ts mount <shared-dir> <mountpoint>/);
   });
 });
 
