@@ -40,7 +40,7 @@ import {
 import * as abi from '../../fuse/abi.ts';
 import { ChunkStore } from './chunk-store.ts';
 import { CHUNK_SIZE, FileData, MAX_FILE_SIZE, PAGE_SIZE } from './file-data.ts';
-import { seedFromHostDirectory, type HostSeedLimits } from './seed.ts';
+import { copyHostTree, type HostMeta, type HostSeedLimits } from './seed.ts';
 
 const E = osc.errno;
 
@@ -279,15 +279,83 @@ export class MemoryFs implements FileSystem {
   // ---- seeding and introspection (not part of FileSystem) -------------------
 
   /**
-   * A MemoryFs holding a copy of a small host directory (files, directories,
-   * symlinks with their modes and owners). Throws a plain Error when the tree
-   * is over the limits (default 64 MiB, 100,000 entries) or unreadable.
+   * A MemoryFs holding a copy of a small host directory: directories, files,
+   * symlinks, FIFOs/sockets/devices (metadata), hard links as links, raw-byte
+   * names, and each node's mode, owner, atime/mtime and user/trusted/security
+   * xattrs (the root directory's too). Throws a plain Error when the tree is
+   * over the limits (default 64 MiB, 100,000 entries) or unreadable.
    */
   static fromHostDirectory(path: string, options: MemoryFsOptions = {}, limits: HostSeedLimits = {}): MemoryFs {
     const fs = new MemoryFs({ ...options, seed: undefined });
-    fs.populate(seedFromHostDirectory(path, limits));
+    fs.copyHost(path, limits);
     if (options.seed) fs.populate(options.seed);
     return fs;
+  }
+
+  private copyHost(path: string, limits: HostSeedLimits): void {
+    const setTime = (ns: bigint): [number, number] => {
+      const sec = ns / 1_000_000_000n;
+      let nsec = ns % 1_000_000_000n;
+      if (nsec < 0n) nsec += 1_000_000_000n;
+      return [Number(ns < 0n && nsec > 0n ? sec - 1n : sec), Number(nsec)];
+    };
+    const apply = (node: MemNode, meta: HostMeta) => {
+      node.mode = node.type | (meta.mode & 0o7777);
+      node.uid = meta.uid;
+      node.gid = meta.gid;
+      [node.atime, node.atimensec] = setTime(meta.atimeNs);
+      [node.mtime, node.mtimensec] = setTime(meta.mtimeNs);
+      for (const [name, value] of meta.xattrs) (node.xattrs ??= new Map()).set(name.toString('latin1'), value);
+    };
+    const owner: RequestContext = { uid: 0, gid: 0, pid: 0 };
+    const make = (parent: number, name: Buffer, type: number, meta: HostMeta): MemNode => {
+      const dir = this.dirNode(parent);
+      const node = this.newNode(owner, dir, type, meta.mode);
+      if (type === S_IFDIR) this.linkNewDir(dir, nameKey(name), name, node);
+      else this.addEntry(dir, nameKey(name), name, node);
+      return node;
+    };
+    copyHostTree(
+      path,
+      {
+        root: (meta) => {
+          apply(this.root, meta);
+          return ROOT_ID;
+        },
+        dir: (parent, name, meta) => {
+          const node = make(parent, name, S_IFDIR, meta);
+          apply(node, meta);
+          return node.ino;
+        },
+        file: (parent, name, meta, data) => {
+          const node = make(parent, name, S_IFREG, meta);
+          node.data = new FileData(this.store);
+          node.data.write(0, data);
+          apply(node, meta);
+          return node.ino;
+        },
+        symlink: (parent, name, meta, target) => {
+          const node = make(parent, name, S_IFLNK, meta);
+          node.target = Buffer.from(target);
+          apply(node, meta);
+          node.mode = S_IFLNK | 0o777;
+          return node.ino;
+        },
+        special: (parent, name, meta) => {
+          const type = meta.mode & S_IFMT;
+          const node = make(parent, name, type, meta);
+          if (type === S_IFCHR || type === S_IFBLK) node.rdev = meta.rdev;
+          apply(node, meta);
+          return node.ino;
+        },
+        hardlink: (parent, name, existing) => {
+          const node = this.node(existing);
+          this.addEntry(this.dirNode(parent), nameKey(name), name, node);
+          node.nlink++;
+        },
+      },
+      limits,
+    );
   }
 
   /**

@@ -2,7 +2,8 @@
 // its errno cases, driven directly through the FileSystem interface.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { constants as fsc, mkdtempSync, mkdirSync, writeFileSync, symlinkSync, rmSync, chmodSync } from 'node:fs';
+import { constants as fsc, mkdtempSync, mkdirSync, writeFileSync, symlinkSync, rmSync, chmodSync, utimesSync, linkSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { constants as osc, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -752,23 +753,43 @@ describe('readonly', () => {
 });
 
 describe('fromHostDirectory', () => {
-  test('copies files, modes, directories and symlinks; refuses oversized trees', () => {
+  test('copies files, modes, times, xattrs, hard links, specials and raw names; refuses oversized trees', () => {
     const dir = mkdtempSync(join(tmpdir(), 'memfs-seed-'));
     try {
+      chmodSync(dir, 0o750);
       mkdirSync(join(dir, 'sub'));
       writeFileSync(join(dir, 'sub', 'a.txt'), 'alpha');
       chmodSync(join(dir, 'sub', 'a.txt'), 0o640);
+      utimesSync(join(dir, 'sub', 'a.txt'), new Date(1_000_000_000_123), new Date(1_500_000_000_456));
       writeFileSync(join(dir, 'top'), Buffer.alloc(70000, 7));
+      linkSync(join(dir, 'top'), join(dir, 'top-link'));
       symlinkSync('sub/a.txt', join(dir, 'link'));
+      const raw = Buffer.concat([Buffer.from(dir + '/'), Buffer.from([0xff, 0x41])]);
+      writeFileSync(raw, 'raw');
+      const fifo = spawnSync('mkfifo', [join(dir, 'fifo')]);
+      assert.equal(fifo.status, 0, 'mkfifo');
+      const attr = spawnSync('setfattr', ['-n', 'user.note', '-v', 'hello', join(dir, 'top')]);
+      assert.equal(attr.status, 0, `setfattr (package attr): ${attr.stderr}`);
+
       const fs = MemoryFs.fromHostDirectory(dir);
-      assert.deepEqual(list(fs, 1).sort(), ['.', '..', 'link', 'sub', 'top']);
+      assert.deepEqual(list(fs, 1).sort(), ['.', '..', 'fifo', 'link', 'sub', 'top', 'top-link', Buffer.from([0xff, 0x41]).toString()].sort());
+      assert.equal(fs.getattr(ROOT, 1, undefined).attr.mode, fsc.S_IFDIR | 0o750, "the root takes the host directory's mode");
       const sub = lk(fs, 1, 'sub').nodeid;
       const a = lk(fs, sub, 'a.txt');
       assert.equal(a.attr.mode, fsc.S_IFREG | 0o640);
+      assert.deepEqual([a.attr.mtime, a.attr.mtimensec], [1_500_000_000, 456_000_000]);
+      assert.deepEqual([a.attr.atime, a.attr.atimensec], [1_000_000_000, 123_000_000]);
       assert.equal(readAll(fs, a.nodeid).toString(), 'alpha');
-      assert.ok(readAll(fs, lk(fs, 1, 'top').nodeid).equals(Buffer.alloc(70000, 7)));
+      const top = lk(fs, 1, 'top');
+      assert.equal(top.attr.nlink, 2);
+      assert.equal(lk(fs, 1, 'top-link').nodeid, top.nodeid, 'a hard link stays one inode');
+      assert.ok(readAll(fs, top.nodeid).equals(Buffer.alloc(70000, 7)));
+      assert.equal(fs.getxattr(ROOT, top.nodeid, B('user.note')).toString(), 'hello');
       assert.equal(fs.readlink(ROOT, lk(fs, 1, 'link').nodeid).toString(), 'sub/a.txt');
+      assert.equal(fs.lookup(ROOT, 1, Buffer.from([0xff, 0x41])).attr.size, 3, 'non-UTF-8 name kept as bytes');
+      assert.equal(lk(fs, 1, 'fifo').attr.mode & fsc.S_IFMT, fsc.S_IFIFO);
       assert.throws(() => MemoryFs.fromHostDirectory(dir, {}, { maxBytes: 1000 }), /more than 1000 bytes/);
+      assert.throws(() => MemoryFs.fromHostDirectory(dir, {}, { maxEntries: 3 }), /more than 3 entries/);
       assert.throws(() => MemoryFs.fromHostDirectory(join(dir, 'missing')), /ENOENT/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
