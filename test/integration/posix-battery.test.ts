@@ -59,6 +59,8 @@ interface Case {
    * those paths, so 2,000 keeps the file's run time down on 2 shared cores.
    */
   readdirCount: number;
+  /** Run the whole battery as this non-root uid (the shared dir is handed to it). */
+  asUid?: number;
 }
 
 const CASES: Case[] = [
@@ -73,17 +75,22 @@ const CASES: Case[] = [
     readdirCount: 2_000,
   },
   { label: 'memory', mount: { fs: 'memory', xattr: true }, readdirCount: 10_000 },
+  // The non-root view: every check as uid 1000, so permission checks, new
+  // owners and EPERM/EACCES answers run through the kernel and the server.
+  { label: 'passthrough as uid 1000', mount: { fs: 'passthrough', cache: 'auto', xattr: true }, hostSide: true, readdirCount: 2_000, asUid: 1000 },
+  { label: 'memory as uid 1000', mount: { fs: 'memory', xattr: true }, readdirCount: 2_000, asUid: 1000 },
 ];
 
 describe('POSIX battery: native directory vs FUSE mounts (kernel as client)', { concurrency: false }, () => {
-  // One native oracle run per readdir count, made on first use.
-  const natives = new Map<number, Promise<{ lines: string[]; tree: string[] }>>();
-  const nativeFor = (readdirCount: number) => {
-    let n = natives.get(readdirCount);
+  // One native oracle run per (readdir count, uid), made on first use.
+  const natives = new Map<string, Promise<{ lines: string[]; tree: string[] }>>();
+  const nativeFor = (readdirCount: number, asUid?: number) => {
+    const key = `${readdirCount}/${asUid ?? 0}`;
+    let n = natives.get(key);
     if (!n) {
       const dir = temp('battery-native-');
-      n = runBatteryOk(dir, { readdirCount }).then((lines) => ({ lines, tree: treeManifest(dir) }));
-      natives.set(readdirCount, n);
+      n = runBatteryOk(dir, { readdirCount, asUid }).then((lines) => ({ lines, tree: treeManifest(dir) }));
+      natives.set(key, n);
     }
     return n;
   };
@@ -116,13 +123,13 @@ describe('POSIX battery: native directory vs FUSE mounts (kernel as client)', { 
 
   for (const c of CASES) {
     it(`${c.label}: same results as the native directory`, { timeout: 240_000 }, async () => {
-      const native = await nativeFor(c.readdirCount);
+      const native = await nativeFor(c.readdirCount, c.asUid);
       const shared = temp('battery-shared-');
       const m = await mountOurs({ sharedDir: shared, ...c.mount });
       mounts.push(m.mountpoint);
       let lines: string[];
       try {
-        lines = await runBatteryOk(m.mountpoint, { readdirCount: c.readdirCount });
+        lines = await runBatteryOk(m.mountpoint, { readdirCount: c.readdirCount, asUid: c.asUid });
       } finally {
         await m.stop();
       }

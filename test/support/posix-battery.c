@@ -16,6 +16,8 @@
  *   --skip-xattr           print "xattr skipped" instead of the xattr checks
  *   --nonroot-uid N        uid/gid for the permission checks (default 65534)
  *   --skip-nonroot         print "perm skipped" instead of the permission checks
+ *   --as-uid N             hand DIR to uid/gid N and run every check as that
+ *                          user (no groups): the non-root view of the battery
  *   --readdir-count N      entries in the big readdir check (default 10000)
  *   --only P1,P2,...       run only checks whose name starts with one of the Pi
  *   --timing               print each check's duration to stderr
@@ -60,6 +62,7 @@
 /* ---------- options ---------- */
 static int opt_timing, opt_skip_xattr, opt_skip_nonroot, opt_populate_ro, opt_expect_ro;
 static int opt_nonroot_uid = 65534;
+static int opt_as_uid = -1;
 static int opt_readdir_count = 10000;
 static const char *opt_only;
 
@@ -1111,6 +1114,9 @@ static void c_chmod(const char *N) {
   TRY(put_str("cm/f", "x"), "create");
   static const mode_t modes[] = {0600, 0755, 04755, 02755, 01777, 0};
   char out[128] = "";
+  /* Opened before mode 0000 so a non-root owner (--as-uid) gets as far. */
+  int fd = open("cm/f", O_RDONLY);
+  if (fd < 0) FAIL("open");
   for (int i = 0; i < 6; i++) {
     TRY(chmod("cm/f", modes[i]), "chmod");
     struct stat st;
@@ -1119,8 +1125,6 @@ static void c_chmod(const char *N) {
     snprintf(one, sizeof one, "%s%04o", i ? "," : "", st.st_mode & 07777);
     strcat(out, one);
   }
-  int fd = open("cm/f", O_RDONLY);
-  if (fd < 0) FAIL("open");
   TRY(fchmod(fd, 0640), "fchmod");
   struct stat fs;
   TRY(fstat(fd, &fs), "fstat");
@@ -2056,7 +2060,8 @@ static int selected(const char *name) {
 
 static void usage(void) {
   fprintf(stderr,
-          "usage: posix-battery [--timing] [--skip-xattr] [--skip-nonroot] [--nonroot-uid N] [--readdir-count N]\n"
+          "usage: posix-battery [--timing] [--skip-xattr] [--skip-nonroot] [--nonroot-uid N] [--as-uid N]\n"
+          "                     [--readdir-count N]\n"
           "                     [--only PREFIX] [--populate-readonly | --expect-readonly] DIR\n");
   exit(2);
 }
@@ -2071,6 +2076,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--populate-readonly")) opt_populate_ro = 1;
     else if (!strcmp(a, "--expect-readonly")) opt_expect_ro = 1;
     else if (!strcmp(a, "--nonroot-uid") && i + 1 < argc) opt_nonroot_uid = atoi(argv[++i]);
+    else if (!strcmp(a, "--as-uid") && i + 1 < argc) opt_as_uid = atoi(argv[++i]);
     else if (!strcmp(a, "--readdir-count") && i + 1 < argc) opt_readdir_count = atoi(argv[++i]);
     else if (!strcmp(a, "--only") && i + 1 < argc) opt_only = argv[++i];
     else if (a[0] == '-') usage();
@@ -2084,6 +2090,13 @@ int main(int argc, char **argv) {
   }
   umask(022);
   setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+  if (opt_as_uid > 0) {
+    if (chown(".", opt_as_uid, opt_as_uid) < 0 || setgroups(0, NULL) < 0 || setresgid(opt_as_uid, opt_as_uid, opt_as_uid) < 0 ||
+        setresuid(opt_as_uid, opt_as_uid, opt_as_uid) < 0) {
+      fprintf(stderr, "posix-battery: cannot become uid %d in %s: %s\n", opt_as_uid, dir, strerror(errno));
+      return 2;
+    }
+  }
   if (opt_expect_ro) {
     c_readonly("ro");
     return 0;

@@ -83,6 +83,8 @@ export interface BatteryOptions {
   skipNonroot?: boolean;
   /** uid and gid the permission checks drop to (default 65534). */
   nonrootUid?: number;
+  /** Hand the dir to this uid/gid and run every check as that user, without groups. */
+  asUid?: number;
   /** Entries in the big readdir check (default 10000). */
   readdirCount?: number;
   /** Run only checks whose name starts with one of these comma-separated prefixes. */
@@ -109,6 +111,7 @@ export function batteryArgs(dir: string, opts: BatteryOptions = {}): string[] {
   if (opts.skipXattr) args.push('--skip-xattr');
   if (opts.skipNonroot) args.push('--skip-nonroot');
   if (opts.nonrootUid !== undefined) args.push('--nonroot-uid', String(opts.nonrootUid));
+  if (opts.asUid !== undefined) args.push('--as-uid', String(opts.asUid));
   if (opts.readdirCount !== undefined) args.push('--readdir-count', String(opts.readdirCount));
   if (opts.only !== undefined) args.push('--only', opts.only);
   if (opts.mode === 'populate-readonly') args.push('--populate-readonly');

@@ -75,6 +75,23 @@ describe('POSIX battery on native directories', () => {
     assert.ok(cmp.equal, cmp.diff);
   });
 
+  it('--as-uid runs every check as a non-root user, the same on ext4 and tmpfs', async (t) => {
+    const a = await runBatteryOk(temp(), { asUid: 1000, readdirCount: 500 });
+    const r = results(a);
+    assert.equal(r.get('perm'), 'skipped-not-root');
+    assert.equal(r.get('attr.chown'), 'EPERM at=chown');
+    assert.equal(r.get('special.nodes'), 'EPERM at=mknod_chr');
+    assert.match(r.get('misc.access')!, /root_r_on_0000=EACCES/);
+    assert.match(r.get('rw.basic')!, /^ok /);
+    if (statfsSync('/dev/shm').type !== TMPFS_MAGIC) {
+      t.skip('/dev/shm is not tmpfs on this machine');
+      return;
+    }
+    const b = await runBatteryOk(temp('/dev/shm'), { asUid: 1000, readdirCount: 500 });
+    const cmp = compareBatteries(a, b, { 'fallocate.zero_range': { reason: 'tmpfs has no ZERO_RANGE', other: 'EOPNOTSUPP at=zero_range' } }, ['ext4', 'tmpfs']);
+    assert.ok(cmp.equal, cmp.diff);
+  });
+
   it('reports the errno Linux gives for every failure case', () => {
     for (const line of first) {
       const [name, result] = splitLine(line);
