@@ -1,14 +1,16 @@
 // Layer: transport (data plane of the /dev/fuse transport). Runs on a worker
 // thread: builds the backend, owns the FuseServer, and serves the device with
 // blocking read(2)/write(2) until the kernel says the connection is gone.
-// Imports fuse/server.ts, fs/create.ts and node: modules.
+// Imports fuse/server.ts, fuse/abi.ts (opcodes), fs/create.ts and node: modules.
 //
 // Blocking reads on this thread are the point: the worker has nothing else to
 // do, the main thread stays free for signals and logging, and one owner means
 // the inode and handle tables need no locks.
 import { parentPort, workerData } from 'node:worker_threads';
 import { readSync, writeSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { FuseServer } from '../fuse/server.ts';
+import { Opcode } from '../fuse/abi.ts';
 import { createFileSystem } from '../fs/create.ts';
 import { LOG_LEVELS, type DevFuseWorkerData, type FromWorker, type LogLevel, type ToWorker } from './devfuse-protocol.ts';
 
@@ -21,8 +23,16 @@ function log(level: LogLevel, msg: string): void {
   if (LOG_LEVELS.indexOf(level) <= threshold) post({ type: 'log', level, msg });
 }
 
-/** FUSE_INIT's opcode (fuse_in_header.opcode at byte 4). */
-const FUSE_INIT = 26;
+const EIO = osConstants.errno.EIO;
+
+/** A bare fuse_out_header answering `request` with -EIO. */
+function eioReply(request: Buffer): Buffer {
+  const out = Buffer.alloc(16);
+  out.writeUInt32LE(16, 0);
+  out.writeInt32LE(-EIO, 4);
+  request.copy(out, 8, 8, 16); // unique
+  return out;
+}
 
 function codeOf(err: unknown): string | undefined {
   return err && typeof err === 'object' && 'code' in err ? String((err as { code: unknown }).code) : undefined;
@@ -47,7 +57,15 @@ function serve(server: FuseServer, fd: number): FromWorker & { type: 'stopped' }
     requests++;
     const request = buf.subarray(0, n);
     const opcode = n >= 8 ? request.readUInt32LE(4) : -1;
-    const reply = server.handle(request);
+    let reply: Buffer | null;
+    try {
+      reply = server.handle(request);
+    } catch (err) {
+      // The server promises never to throw; if it does anyway, the daemon
+      // stays up and the caller gets EIO instead of waiting forever.
+      log('error', `server failed on opcode ${opcode}: ${(err as Error).stack ?? err}`);
+      reply = opcode === Opcode.FORGET || opcode === Opcode.BATCH_FORGET || n < 16 ? null : eioReply(request);
+    }
     if (reply) {
       try {
         writeSync(fd, reply);
@@ -60,7 +78,7 @@ function serve(server: FuseServer, fd: number): FromWorker & { type: 'stopped' }
         log('error', `kernel refused the reply to opcode ${opcode}: ${(err as Error).message}`);
       }
     }
-    if (!initialized && opcode === FUSE_INIT) {
+    if (!initialized && opcode === Opcode.INIT) {
       initialized = true;
       post({ type: 'initialized' });
     }
