@@ -2,9 +2,9 @@
 // native directory, Debian's bindfs and libfuse's C passthrough_ll, on fio
 // read/write matrices and a metadata load (may import node:* and bench/lib;
 // drives our daemon only through its CLI).
-import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, rmSync, statSync, writeSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { randomFillSync } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { runFio, type FioJob, type FioResult } from './lib/fio.ts';
@@ -50,6 +50,8 @@ Options:
   --name <name>       base name of the result files (default devfuse[-quick])
   --note <text>       add a note to the report (e.g. "machine busy with tests")
   --list-rows         print the row ids and exit
+  --render <json>     measure nothing: rebuild the .md and plot from a results
+                      JSON (after a change to the report code)
   --help              this text
 `;
 
@@ -323,6 +325,7 @@ interface Args {
   name?: string;
   notes: string[];
   listRows: boolean;
+  render?: string;
   help: boolean;
 }
 
@@ -351,6 +354,7 @@ function parseArgs(argv: string[]): Args {
       case '--name': a.name = value(); break;
       case '--note': a.notes.push(value() ?? ''); break;
       case '--list-rows': a.listRows = true; break;
+      case '--render': a.render = value(); break;
       case '--help': case '-h': a.help = true; break;
       default: throw new Error(`unknown option ${flag} (see --help)`);
     }
@@ -373,6 +377,14 @@ export async function main(argv: string[]): Promise<number> {
   if (args.help) {
     process.stdout.write(usage);
     return 0;
+  }
+  if (args.render) {
+    try {
+      return rerender(args.render, args.out, args.name);
+    } catch (e) {
+      process.stderr.write(`devfuse: --render: ${(e as Error).message}\n`);
+      return 1;
+    }
   }
   const cfg = makeConfig(args.quick, args.runtimeSec);
   let rows = makeRows(cfg);
@@ -403,7 +415,8 @@ export async function main(argv: string[]): Promise<number> {
   const paths = dataPaths(cfg);
   const coldBlocked = canDropCaches();
 
-  const cmdline = `npm run bench -- devfuse${argv.length ? ' ' + argv.join(' ') : ''}`;
+  const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+  const cmdline = ['npm run bench -- devfuse', ...argv.map(quote)].join(' ');
   const report: BenchReport = {
     benchmark: 'devfuse',
     title: 'virtiofs-ts /dev/fuse mount vs native, bindfs and libfuse passthrough_ll',
@@ -591,14 +604,20 @@ export async function main(argv: string[]): Promise<number> {
 
   report.finished = new Date().toISOString();
   report.machine.loadavgEnd = loadavg().map((x) => Math.round(x * 100) / 100);
-  report.targets = evaluateTargets(report, rows);
   for (const s of ALL_SYSTEMS) {
     if (!report.systems.some((x) => x.id === s.id)) report.systems.push({ id: s.id, label: s.label, status: 'skipped' });
   }
   if (coldBlocked) report.notes.push(coldBlocked);
 
-  const jsonPath = writeJson(args.out, name, report);
-  const plot = writePlot(args.out, name, plotSpec(report, rows, cfg));
+  writeOutputs(report, rows, cfg, args.out, name, progress);
+  return interrupted ? 130 : 0;
+}
+
+/** Writes <name>.json, .md, .svg/.png from a finished report. */
+function writeOutputs(report: BenchReport, rows: Row[], cfg: Config, out: string, name: string, progress: Progress): void {
+  report.targets = evaluateTargets(report, rows);
+  const jsonPath = writeJson(out, name, report);
+  const plot = writePlot(out, name, plotSpec(report, rows, cfg));
   if (plot.warning) progress.note(plot.warning);
   const md = renderMarkdown(report, {
     baselines: ['bindfs', 'native'],
@@ -611,13 +630,24 @@ export async function main(argv: string[]): Promise<number> {
         'Writes are buffered with no fsync. Metadata: one Node process doing plain synchronous fs calls (bench/lib/metadata-load.ts). ' +
         '`vts-*` is our daemon (`virtiofs-ts mount --fs passthrough --cache X`); `bindfs` is Debian\'s bindfs with default options ' +
         '(single-threaded); `pll-*` is libfuse\'s example passthrough_ll with `-o cache=X`, built from libfuse3-dev at run time, ' +
-        'in its default multi-threaded loop.',
+        'in its default multi-threaded loop. Systems run one after another, so a change in machine load between them shows up ' +
+        'as a difference: the JSON has the 1-min load at every job.',
     ],
   });
-  const mdPath = writeMarkdown(args.out, name, md);
+  const mdPath = writeMarkdown(out, name, md);
   progress.note(`wrote ${[jsonPath, mdPath, plot.png ?? plot.svg].map((p) => relative(process.cwd(), p)).join(', ')}`);
   for (const t of report.targets) progress.note(`target ${t.target} / ${t.system}: ${t.status}: ${t.detail}`);
-  return interrupted ? 130 : 0;
+}
+
+/** --render: rebuilds the Markdown and plot (and targets) from a results JSON without measuring. */
+function rerender(jsonPath: string, out: string, name: string | undefined): number {
+  const report = JSON.parse(readFileSync(jsonPath, 'utf8')) as BenchReport;
+  if (report.benchmark !== 'devfuse') throw new Error(`${jsonPath} is not a devfuse result`);
+  const cfg = makeConfig(report.quick, Number(report.config.runtimeMs) / 1000);
+  const ids = new Set(report.rows.map((r) => r.id));
+  const rows = makeRows(cfg).filter((r) => ids.has(r.id));
+  writeOutputs(report, rows, cfg, out, name ?? basename(jsonPath, '.json'), new Progress(0));
+  return 0;
 }
 
 function plotSpec(report: BenchReport, rows: Row[], cfg: Config): PlotSpec {

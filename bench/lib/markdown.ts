@@ -21,8 +21,9 @@ function cell(report: BenchReport, system: string, row: string, unit: Unit): str
   return m.value === undefined ? '' : formatValue(m.value, unit);
 }
 
-function table(header: string[], lines: string[][]): string {
-  const out = [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i === 0 ? ':---' : '---:')).join('|')}|`];
+/** Numbers right-aligned; the first `textCols` columns (labels, prose) left-aligned. */
+function table(header: string[], lines: string[][], textCols = 1): string {
+  const out = [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i < textCols ? ':---' : '---:')).join('|')}|`];
   for (const l of lines) out.push(`| ${l.join(' | ')} |`);
   return out.join('\n');
 }
@@ -71,6 +72,7 @@ export function renderMarkdown(report: BenchReport, opts: MarkdownOptions): stri
       table(
         ['target', 'system', 'status', 'detail'],
         report.targets.map((t) => [t.target, t.system, t.status === 'met' ? '✅ met' : t.status === 'missed' ? '❌ missed' : '– not measured', t.detail]),
+        4,
       ),
       '',
     );
@@ -83,6 +85,7 @@ export function renderMarkdown(report: BenchReport, opts: MarkdownOptions): stri
     table(
       ['row', 'unit', ...ran.map((s) => s.id)],
       report.rows.map((r) => [r.title, r.unit, ...ran.map((s) => cell(report, s.id, r.id, r.unit))]),
+      2,
     ),
     '',
   );

@@ -76,8 +76,9 @@ function renderPanel(spec: PlotSpec, p: PlotPanel, x0: number, y0: number): stri
     if (typeof v === 'number' && v > 0) values.push(v);
   }
   const lo = values.length ? 10 ** Math.floor(Math.log10(Math.min(...values))) : 1;
-  let hi = values.length ? 10 ** Math.ceil(Math.log10(Math.max(...values))) : 10;
-  if (hi <= lo) hi = lo * 10;
+  // Top of the axis just past the largest bar (not the next decade), so bars use the width.
+  let hi = values.length ? Math.max(...values) * 1.4 : 10;
+  if (hi <= lo * 10) hi = lo * 10;
   const axisX = x0 + LABEL_W;
   const axisW = PANEL_W - LABEL_W - VALUE_W;
   const xOf = (v: number) => axisX + ((Math.log10(v) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * axisW;
