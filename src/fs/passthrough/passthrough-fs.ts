@@ -206,6 +206,10 @@ export class PassthroughFs implements FileSystem {
     if (this.options.cache === 'always') want |= FUSE_CACHE_SYMLINKS;
     if (this.options.writeback && !this.options.readonly) want |= FUSE_WRITEBACK_CACHE;
     else want &= ~FUSE_WRITEBACK_CACHE;
+    // With zero timeouts the client could not keep what readdirplus gives it,
+    // and each entry would cost us a lookup (and it a FORGET): plain readdir
+    // (as virtiofsd does for cache=none).
+    if (this.options.cache === 'never') want &= ~(FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO);
     return want & ~NEVER_WANT & info.capable;
   }
 

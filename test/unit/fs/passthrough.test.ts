@@ -500,6 +500,8 @@ describe('options', () => {
     assert.equal(plain & FUSE_WRITEBACK_CACHE, 0n);
     const wb = setup({ writeback: true }).fs.init(info);
     assert.ok((wb & FUSE_WRITEBACK_CACHE) !== 0n);
+    const never = setup({ cache: 'never' }).fs.init({ ...info, want: info.want | FUSE_DO_READDIRPLUS });
+    assert.equal(never & FUSE_DO_READDIRPLUS, 0n, 'no readdirplus when nothing may be cached');
     const narrow = setup({ writeback: true }).fs.init({ ...info, capable: FUSE_DO_READDIRPLUS });
     assert.equal(narrow, FUSE_DO_READDIRPLUS, 'never more than the client offers');
   });
