@@ -965,7 +965,8 @@ export class MemoryFs implements FileSystem {
     }
     // FIFOs, sockets and devices are metadata only here: nothing to do I/O with.
     if (special) throw new FsError(E.ENXIO);
-    if (flags & O_TRUNC && node.data && acc !== O_RDONLY) {
+    // Linux truncates on O_TRUNC whatever the access mode (the write check above covers it).
+    if (flags & O_TRUNC && node.data) {
       node.data.truncate(0);
       if (ctx.uid !== 0) killSuidSgid(node);
       touch(node, TOUCH_M | TOUCH_C);

@@ -344,6 +344,11 @@ describe('files', () => {
     assert.equal(fs.read(ROOT, f.ino, f.fh, 1, 10, buf), 2);
     assert.equal(buf.subarray(0, 2).toString(), 'bc');
     assert.equal(fs.read(ROOT, f.ino, f.fh, 100, 10, buf), 0);
+    // O_RDONLY|O_TRUNC truncates on Linux too
+    const rt = fs.open(ROOT, f.ino, O_RDONLY | O_TRUNC);
+    assert.equal(fs.getattr(ROOT, f.ino, undefined).attr.size, 0);
+    fs.release(ROOT, f.ino, rt.fh, 0);
+    errno(() => fs.open(BOB, f.ino, O_RDONLY | O_TRUNC), E.EACCES);
     fs.flush(ROOT, f.ino, f.fh, 0n);
     fs.fsync(ROOT, f.ino, f.fh, false);
     fs.release(ROOT, f.ino, f.fh, 0);
