@@ -1,0 +1,213 @@
+// Layer: driver. The DAX window manager (after OSv's virtio-fs driver): the
+// window is cut into fixed chunks; mappings {nodeid, nchunks, fstart, mstart}
+// live on a LIFO stack; a new mapping goes on top, one contiguous with the
+// top mapping of the same file extends it, and when the window is full chunks
+// are taken back from the top (no REMOVEMAPPING: the next SETUPMAPPING over
+// them replaces the old pages, virtio-fs overlap semantics). Any failure
+// falls back to FUSE_READ; ENOSYS turns DAX off for the session.
+// Imports ./dax-window.ts, ../fuse-client.ts, ../errors.ts, fuse/abi.ts.
+import { FUSE_SETUPMAPPING_FLAG_READ } from '../../fuse/abi.ts';
+import type { FuseClient } from '../fuse-client.ts';
+import type { DriverError } from '../errors.ts';
+import type { DaxWindow } from './dax-window.ts';
+
+export const DEFAULT_CHUNK_BYTES = 2 * 1024 * 1024;
+
+/** One run of chunks: file chunks [fstart, +nchunks) at window chunks [mstart, +nchunks). */
+export interface DaxMapping {
+  nodeid: number;
+  nchunks: number;
+  fstart: number;
+  mstart: number;
+}
+
+/** What the stack decided for a miss: map `nchunks` file chunks from `fstart` at window chunk `mstart`. */
+export interface MapPlan {
+  fstart: number;
+  mstart: number;
+  nchunks: number;
+  /** The top mapping grows (same file, contiguous) instead of a new one being pushed. */
+  extend: boolean;
+  /** Mappings (or parts) taken back from the top to make room. */
+  evicted: DaxMapping[];
+}
+
+/**
+ * The pure bookkeeping half: which window chunk holds which file chunk.
+ * No I/O, so its rules are unit-tested directly.
+ */
+export class ChunkStack {
+  readonly stack: DaxMapping[] = [];
+  constructor(readonly totalChunks: number) {}
+
+  get usedChunks(): number {
+    const top = this.stack[this.stack.length - 1];
+    return top ? top.mstart + top.nchunks : 0;
+  }
+
+  /** The window chunk holding file chunk `fchunk` of `nodeid`, or -1. Newest mappings win. */
+  find(nodeid: number, fchunk: number): number {
+    for (let i = this.stack.length - 1; i >= 0; i--) {
+      const m = this.stack[i]!;
+      if (m.nodeid === nodeid && fchunk >= m.fstart && fchunk < m.fstart + m.nchunks) return m.mstart + (fchunk - m.fstart);
+    }
+    return -1;
+  }
+
+  /**
+   * Plan room for file chunks [fstart, +nchunks) of nodeid. Returns null when
+   * the request is bigger than the whole window. Applies the plan to the stack
+   * (call undo() if the mapping then fails).
+   */
+  plan(nodeid: number, fstart: number, nchunks: number): MapPlan | null {
+    if (nchunks <= 0 || nchunks > this.totalChunks) return null;
+    const evicted: DaxMapping[] = [];
+    const top = this.stack[this.stack.length - 1];
+    if (top && top.nodeid === nodeid && top.fstart + top.nchunks === fstart && top.mstart + top.nchunks + nchunks <= this.totalChunks) {
+      const mstart = top.mstart + top.nchunks;
+      top.nchunks += nchunks;
+      return { fstart, mstart, nchunks, extend: true, evicted };
+    }
+    // Take chunks back from the top until the new run fits.
+    while (this.usedChunks + nchunks > this.totalChunks) {
+      const t = this.stack[this.stack.length - 1]!;
+      const over = this.usedChunks + nchunks - this.totalChunks;
+      if (t.nchunks <= over) {
+        evicted.push(this.stack.pop()!);
+      } else {
+        // Shrink the top mapping from its end: its tail chunks are reused.
+        evicted.push({ nodeid: t.nodeid, fstart: t.fstart + t.nchunks - over, mstart: t.mstart + t.nchunks - over, nchunks: over });
+        t.nchunks -= over;
+      }
+    }
+    const mstart = this.usedChunks;
+    this.stack.push({ nodeid, nchunks, fstart, mstart });
+    return { fstart, mstart, nchunks, extend: false, evicted };
+  }
+
+  /** Roll back the last plan (its SETUPMAPPING failed): the chunks hold nothing known now. */
+  undo(p: MapPlan): void {
+    const top = this.stack[this.stack.length - 1]!;
+    if (p.extend) top.nchunks -= p.nchunks;
+    else this.stack.pop();
+    // Evicted chunks may have been partly overwritten: they stay evicted.
+  }
+
+  /** Forget every mapping of a node (its nodeid may be reused, or its data changed). */
+  dropNode(nodeid: number): void {
+    // Entries stay in place to keep the stack contiguous; they just never match again.
+    for (const m of this.stack) if (m.nodeid === nodeid) m.nodeid = -1;
+  }
+}
+
+export interface DaxStats {
+  hits: number;
+  misses: number;
+  fallbacks: number;
+  setupmappings: number;
+  evictions: number;
+}
+
+export class DaxManager {
+  readonly chunkBytes: number;
+  readonly chunks: ChunkStack;
+  /** False once the backend said ENOSYS (or the window is unusable): every read is a FUSE_READ. */
+  enabled: boolean;
+  disabledReason = '';
+  readonly stats: DaxStats = { hits: 0, misses: 0, fallbacks: 0, setupmappings: 0, evictions: 0 };
+  private lock: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly client: FuseClient,
+    readonly window: DaxWindow,
+    opts: { chunkBytes?: number; mapAlignmentLog2?: number } = {},
+  ) {
+    const align = 2 ** (opts.mapAlignmentLog2 ?? 12);
+    let chunk = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+    if (chunk % align !== 0) chunk = Math.ceil(chunk / align) * align; // a multiple of the backend's alignment
+    this.chunkBytes = chunk;
+    this.chunks = new ChunkStack(Math.floor(window.size / chunk));
+    this.enabled = window.usable && this.chunks.totalChunks > 0;
+    if (!this.enabled) this.disabledReason = window.usable ? 'window smaller than one chunk' : 'backend did not negotiate shared-memory mapping';
+  }
+
+  forgetNode(nodeid: number): void {
+    this.chunks.dropNode(nodeid);
+  }
+
+  /** The file changed through us (write, truncate): remap on the next read. */
+  invalidate(nodeid: number): void {
+    this.chunks.dropNode(nodeid);
+  }
+
+  /**
+   * Read [pos, +len) of the file (clamped to fileSize) through the window.
+   * Resolves null when DAX cannot serve it (the caller does a FUSE_READ).
+   */
+  async read(nodeid: number, fh: number, pos: number, len: number, fileSize: number, zeroCopy = false): Promise<Buffer | null> {
+    if (!this.enabled) return null;
+    if (pos >= fileSize) return Buffer.alloc(0);
+    const n = Math.min(len, fileSize - pos);
+    const c = this.chunkBytes;
+    const first = Math.floor(pos / c);
+    const last = Math.floor((pos + n - 1) / c);
+    // Fast path: every chunk already mapped and contiguous in the window.
+    const hit = this.contiguous(nodeid, first, last);
+    if (hit >= 0) {
+      const b = this.take(hit * c + (pos - first * c), n, zeroCopy);
+      if (b) {
+        this.stats.hits++;
+        return b;
+      }
+    }
+    this.stats.misses++;
+    // Misses are serialized: two reads must not plan the same chunks at once.
+    const run = async (): Promise<Buffer | null> => {
+      if (!this.enabled) return null;
+      const again = this.contiguous(nodeid, first, last);
+      if (again >= 0) return this.take(again * c + (pos - first * c), n, zeroCopy);
+      const plan = this.chunks.plan(nodeid, first, last - first + 1);
+      if (!plan) {
+        this.stats.fallbacks++;
+        return null;
+      }
+      this.stats.evictions += plan.evicted.length;
+      try {
+        this.stats.setupmappings++;
+        await this.client.setupmapping(nodeid, fh, plan.fstart * c, plan.nchunks * c, FUSE_SETUPMAPPING_FLAG_READ, plan.mstart * c);
+      } catch (err) {
+        this.chunks.undo(plan);
+        this.stats.fallbacks++;
+        const code = (err as DriverError).code;
+        if (code === 'ENOSYS' || code === 'EOPNOTSUPP' || code === 'ENOTCONN') {
+          this.enabled = false;
+          this.disabledReason = `SETUPMAPPING: ${code}`;
+        }
+        return null;
+      }
+      const at = this.contiguous(nodeid, first, last);
+      const b = at >= 0 ? this.take(at * c + (pos - first * c), n, zeroCopy) : null;
+      if (!b) {
+        // The backend said yes but the pages are not there: do not trust it again for this node.
+        this.chunks.dropNode(nodeid);
+        this.stats.fallbacks++;
+      }
+      return b;
+    };
+    const p = this.lock.then(run, run);
+    this.lock = p.catch(() => {});
+    return p;
+  }
+
+  /** Window chunk of file chunk `first` when chunks first..last sit contiguously in the window, else -1. */
+  private contiguous(nodeid: number, first: number, last: number): number {
+    const m0 = this.chunks.find(nodeid, first);
+    if (m0 < 0) return -1;
+    for (let f = first + 1; f <= last; f++) if (this.chunks.find(nodeid, f) !== m0 + (f - first)) return -1;
+    return m0;
+  }
+
+  private take(offset: number, len: number, zeroCopy: boolean): Buffer | null {
+    return zeroCopy ? this.window.view(offset, len) : this.window.copy(offset, len);
+  }
+}
