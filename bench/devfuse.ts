@@ -491,13 +491,33 @@ export async function main(argv: string[]): Promise<number> {
     }
     current = m;
     report.systems.push({ id: spec.id, label: spec.label, status: 'ok', fstype: m.fstype, command: m.command });
+    // The harness itself never makes a blocking fs call through a mount (a
+    // hung daemon would freeze it): scratch space is made and removed on the
+    // source side; only fio and the metadata child, both with timeouts, go
+    // through the mount.
     const scratch = join(m.path, 'scratch', spec.id);
+    const scratchSource = join(sourceDir, 'scratch', spec.id);
     try {
-      rmSync(scratch, { recursive: true, force: true });
-      mkdirSync(scratch, { recursive: true });
+      rmSync(scratchSource, { recursive: true, force: true });
+      mkdirSync(scratchSource, { recursive: true });
 
+      // Once the daemon dies or hangs, the remaining rows fail at once with
+      // the reason instead of each waiting for its own timeout.
+      let dead: string | undefined;
+      const checkAfterFailure = async (error: string) => {
+        dead = m.health();
+        if (!dead && error.includes('did not finish within')) {
+          dead = `the mount hung (${error}); stopped the daemon`;
+          await m.stop();
+        }
+      };
       const measure = async (row: Row, fn: () => Promise<JobOutcome>) => {
         if (interrupted) return;
+        if (dead) {
+          report.results.push({ system: spec.id, row: row.id, status: 'failed', error: dead });
+          progress.job(spec.id, row.id, `FAILED: ${dead.replace(/\s+/g, ' ').slice(0, 200)}`);
+          return;
+        }
         const cpu0 = m.daemonCpuSeconds();
         const t0 = process.hrtime.bigint();
         const load1 = loadavg()[0]!;
@@ -513,6 +533,7 @@ export async function main(argv: string[]): Promise<number> {
           const error = (e as Error).message;
           report.results.push({ system: spec.id, row: row.id, status: 'failed', error, detail: { loadavg1: load1 } });
           progress.job(spec.id, row.id, `FAILED: ${error.replace(/\s+/g, ' ').slice(0, 200)}`);
+          await checkAfterFailure(error);
         }
       };
       const skip = (row: Row, why: string) => {
@@ -560,7 +581,7 @@ export async function main(argv: string[]): Promise<number> {
           try {
             return fioOutcome(await runFio(job, m.path), r.unit);
           } finally {
-            rmSync(join(scratch, 'seqwrite.bin'), { force: true });
+            rmSync(join(scratchSource, 'seqwrite.bin'), { force: true });
             run('sync', [], { timeoutMs: 300_000 });
           }
         });
@@ -568,7 +589,10 @@ export async function main(argv: string[]): Promise<number> {
 
       // 4. Metadata load: one child process, four timed phases.
       const metaRows = rows.filter((r): r is MetaRow => r.kind === 'meta');
-      if (metaRows.length > 0 && !interrupted) {
+      if (metaRows.length > 0 && !interrupted && dead) {
+        for (const r of metaRows) report.results.push({ system: spec.id, row: r.id, status: 'failed', error: dead });
+        progress.job(spec.id, 'meta-*', `FAILED: ${dead.replace(/\s+/g, ' ').slice(0, 200)}`, metaRows.length);
+      } else if (metaRows.length > 0 && !interrupted) {
         const cpu0 = m.daemonCpuSeconds();
         const t0 = process.hrtime.bigint();
         const load1 = loadavg()[0]!;
@@ -590,14 +614,9 @@ export async function main(argv: string[]): Promise<number> {
         }
       }
     } finally {
-      try {
-        rmSync(join(m.path, 'scratch', spec.id), { recursive: true, force: true });
-      } catch {
-        // A dead mount cannot be cleaned through; the source dir is cleaned below.
-      }
       await m.stop();
       current = undefined;
-      rmSync(join(sourceDir, 'scratch', spec.id), { recursive: true, force: true });
+      rmSync(scratchSource, { recursive: true, force: true });
       if (spec.kind !== 'native') progress.note(`${spec.id}: unmounted`);
     }
   }

@@ -42,6 +42,8 @@ export interface Mounted {
   command: string[];
   /** CPU seconds used so far by the daemon (all threads), if there is one. */
   daemonCpuSeconds(): number | undefined;
+  /** Why the system can no longer serve (daemon gone, mount gone), or undefined while it is fine. */
+  health(): string | undefined;
   stop(): Promise<void>;
 }
 
@@ -98,6 +100,11 @@ async function startDaemon(spec: SystemSpec, cmd: string, args: string[], mountp
     fstype,
     command: [cmd, ...args],
     daemonCpuSeconds: () => d.cpuSeconds(),
+    health() {
+      if (!d.running) return `daemon exited (${d.exitSignal ?? `code ${d.exitCode}`}): ${d.output(300) || '(no output)'}`;
+      if (mountedFsType(mountpoint) === undefined) return 'the mount disappeared while the daemon ran';
+      return undefined;
+    },
     async stop() {
       await d.stop();
       // A clean daemon unmounts on SIGTERM; anything left is detached so the
@@ -170,6 +177,7 @@ export async function startSystem(spec: SystemSpec, ctx: StartContext): Promise<
         fstype: 'native',
         command: [],
         daemonCpuSeconds: () => undefined,
+        health: () => undefined,
         stop: async () => {},
       };
     case 'bindfs':
