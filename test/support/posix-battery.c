@@ -58,6 +58,9 @@
 #ifndef RENAME_EXCHANGE
 #define RENAME_EXCHANGE (1 << 1)
 #endif
+#ifndef RENAME_WHITEOUT
+#define RENAME_WHITEOUT (1 << 2)
+#endif
 
 /* ---------- options ---------- */
 static int opt_timing, opt_skip_xattr, opt_skip_nonroot, opt_populate_ro, opt_expect_ro;
@@ -732,6 +735,20 @@ static void c_rename_exchange(const char *N) {
   emit(N, "ok f=%s sub=%s f_inner=%s sub_content=%s parent_nlink=%lu,%lu->%lu,%lu missing=%s both_flags=%s",
        ftype(s1.st_mode), ftype(s2.st_mode), ci, cf, (unsigned long)n1a, (unsigned long)n2a, (unsigned long)n1b,
        (unsigned long)n2b, emiss ? ename(emiss) : "ok", eboth ? ename(eboth) : "ok");
+}
+
+/* RENAME_WHITEOUT (overlayfs upper layers use it): the source becomes a 0:0 char device. */
+static void c_rename_whiteout(const char *N) {
+  TRY(mkdirs("rnw"), "mkdir");
+  TRY(put_str("rnw/a", "A"), "create");
+  TRY(renameat2_("rnw/a", "rnw/b", RENAME_WHITEOUT), "whiteout");
+  struct stat w;
+  TRY(lstat("rnw/a", &w), "lstat_whiteout");
+  char c[16];
+  content_of("rnw/b", c, sizeof c);
+  int e_ex = renameat2_("rnw/b", "rnw/a", RENAME_WHITEOUT | RENAME_EXCHANGE) < 0 ? errno : 0;
+  emit(N, "ok whiteout=%s,%u:%u,%04o dst=%s with_exchange=%s", ftype(w.st_mode), major(w.st_rdev), minor(w.st_rdev),
+       w.st_mode & 07777, c, e_ex ? ename(e_ex) : "ok");
 }
 
 static void c_rename_dir_across(const char *N) {
@@ -2012,6 +2029,7 @@ static const struct check checks[] = {
     {"rename.overwrite", c_rename_overwrite, 0},
     {"rename.noreplace", c_rename_noreplace, 0},
     {"rename.exchange", c_rename_exchange, 0},
+    {"rename.whiteout", c_rename_whiteout, 0},
     {"rename.dir_across", c_rename_dir_across, 0},
     {"rename.dir_cases", c_rename_dirs, 0},
     {"rename.same_inode", c_rename_same_inode, 0},
