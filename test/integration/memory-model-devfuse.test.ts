@@ -3,9 +3,9 @@
 // memory backend and to a native directory; results and final trees must agree.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateOps, hostAdapter, runDifferential, type Op } from '../support/fs-model.ts';
+import { asHostUser, compareTrees, generateOps, hostAdapter, runDifferential, type Op } from '../support/fs-model.ts';
 import { forceUnmount, makeTempDir, mountOurs, requireFuse, type OurMount } from '../support/mount-helpers.ts';
 
 const temps: string[] = [];
@@ -18,7 +18,7 @@ after(async () => {
   for (const d of temps) rmSync(d, { recursive: true, force: true });
 });
 
-for (const cache of ['auto', 'never'] as const) {
+for (const cache of ['auto', 'never', 'always'] as const) {
   test(`memory backend through /dev/fuse (--cache ${cache}) agrees with a native directory`, { timeout: 60_000 }, async () => {
     requireFuse();
     const saved = process.umask(0o022);
@@ -62,3 +62,50 @@ for (const cache of ['auto', 'never'] as const) {
     }
   });
 }
+
+test('as uid 1000 through /dev/fuse: permission errors agree with a native directory', { timeout: 60_000 }, async () => {
+  requireFuse();
+  const saved = process.umask(0o022);
+  const native = makeTempDir('memfs-model-native-');
+  const seedDir = makeTempDir('memfs-model-seed-');
+  temps.push(native, seedDir);
+  chmodSync(native, 0o755);
+  chmodSync(seedDir, 0o755); // the memory root takes the seed directory's mode
+  mount = await mountOurs({ sharedDir: seedDir, fs: 'memory', cache: 'auto', xattr: true });
+  try {
+    const budgetMs = Number(process.env.FS_MODEL_BUDGET_MS ?? 3000);
+    const deadline = Date.now() + budgetMs;
+    const seen = new Set<string>();
+    let ops = 0;
+    for (let seed = 1000; Date.now() < deadline; seed++) {
+      // Like /tmp: root-owned, sticky, world-writable, with root-owned things inside.
+      const roots = [join(native, `u${seed}`), join(mount.mountpoint, `u${seed}`)];
+      for (const r of roots) {
+        mkdirSync(r);
+        chmodSync(r, 0o1777);
+        mkdirSync(join(r, 'a'), 0o755);
+        writeFileSync(join(r, 'b'), 'root file');
+        chmodSync(join(r, 'b'), 0o644);
+      }
+      const [a, b] = roots.map((r) => hostAdapter(r)) as [ReturnType<typeof hostAdapter>, ReturnType<typeof hostAdapter>];
+      const list = generateOps(seed, 300, { chown: true, xattrNames: ['user.a', 'user.b'] });
+      const res = asHostUser(1000, 1000, () => runDifferential([a, b], list, { deadline, compareFinal: false }));
+      if (!res.mismatches.length) res.mismatches.push(...compareTrees([a, b]));
+      if (res.mismatches.length) {
+        const upto = list.slice(0, res.applied);
+        assert.fail(
+          `seed ${seed} (uid 1000): ${res.mismatches.slice(0, 5).join('\n')}\n` +
+            `ops leading there (last 15 of ${upto.length}):\n${upto.slice(-15).map((o: Op) => JSON.stringify(o)).join('\n')}`,
+        );
+      }
+      for (const e of res.errnos.keys()) seen.add(e);
+      ops += res.applied;
+    }
+    for (const e of ['EACCES', 'EPERM']) assert.ok(seen.has(e), `no op ended in ${e} in ${ops} ops`);
+    console.log(`# uid 1000: ${ops} ops through the mount agreed with native`);
+  } finally {
+    process.umask(saved);
+    await mount.stop();
+    mount = undefined;
+  }
+});
