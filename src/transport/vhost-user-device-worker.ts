@@ -11,6 +11,7 @@
 // between batches: no request is in flight while memory or a ring changes.
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { constants } from 'node:os';
+import { fstatSync } from 'node:fs';
 import { FuseServer } from '../fuse/server.ts';
 import { createFileSystem } from '../fs/create.ts';
 import { Chain } from '../virtio/chain.ts';
@@ -239,7 +240,15 @@ class DataPlane {
   private control(m: ToWorker): number | undefined {
     switch (m.t) {
       case 'mem': {
-        const mapped = m.regions.map((r) => this.mapRegion(r));
+        const mapped: MappedRegion[] = [];
+        try {
+          for (const r of m.regions) mapped.push(this.mapRegion(r));
+        } catch (err) {
+          // All or nothing: undo what was mapped, close the fds not reached yet.
+          for (const r of mapped) unmap(r.mapping);
+          for (const r of m.regions.slice(mapped.length + 1)) closeFd(r.fd);
+          throw err;
+        }
         this.swapMemory(mapped, this.regions);
         return undefined;
       }
@@ -332,6 +341,14 @@ class DataPlane {
   private mapRegion(r: RegionMsg): MappedRegion {
     try {
       if (r.size <= 0 || !Number.isSafeInteger(r.size)) throw new Error(`region of ${r.size} bytes`);
+      // Touching a mapping past the end of its file raises SIGBUS, which
+      // would kill the daemon: the file must hold the whole region, and be a
+      // file (memfd, tmpfs, hugetlbfs), not a device or anything else.
+      const st = fstatSync(r.fd);
+      if (!st.isFile()) throw new Error(`the fd of region 0x${r.gpa.toString(16)} is not a memory file`);
+      if (r.mmapOffset + r.size > st.size) {
+        throw new Error(`region 0x${r.gpa.toString(16)}+0x${r.size.toString(16)} at file offset 0x${r.mmapOffset.toString(16)} runs past the end of its ${st.size}-byte file`);
+      }
       // mmap needs a page-aligned file offset: map from the page below and skip the difference.
       const skew = r.mmapOffset % PAGE;
       const mapping = mapFd(r.fd, r.size + skew, r.mmapOffset - skew);

@@ -88,6 +88,24 @@ test('bad messages are refused with an ack, hostile rings are returned empty, so
   closeFd(efd);
   assert.equal(fe.getU64(R.GET_QUEUE_NUM), 2n, 'still talking after the refusals');
 
+  // Memory tables the daemon must not map: a region longer than its file
+  // (touching past EOF would SIGBUS the daemon), an fd that is no memory file,
+  // and a table whose second region is bad after a good first one (all or
+  // nothing). None may leak an fd or a mapping in the daemon.
+  const fdCount = () => readdirSync(`/proc/${d.child.pid}/fd`).length;
+  const fdsBefore = fdCount();
+  const small = memfdCreate('small', MiB);
+  fe.memTable([{ gpa: 0, size: 2 * MiB, uva: 0x7e00_0000_0000, offset: 0 }], [small], NEED_REPLY);
+  assert.notEqual(fe.ack(R.SET_MEM_TABLE), 0n, 'region longer than its memfd refused');
+  fe.memTable([{ gpa: 0, size: MiB, uva: 0x7e00_0000_0000, offset: 4096 }], [small], NEED_REPLY);
+  assert.notEqual(fe.ack(R.SET_MEM_TABLE), 0n, 'region running past EOF through its offset refused');
+  const notMemory = eventfdCreate();
+  fe.memTable([{ gpa: 0, size: MiB, uva: 0x7e00_0000_0000, offset: 0 }, { gpa: 0x4000_0000, size: MiB, uva: 0x7e00_4000_0000, offset: 0 }], [small, notMemory], NEED_REPLY);
+  assert.notEqual(fe.ack(R.SET_MEM_TABLE), 0n, 'an eventfd as guest memory refused');
+  closeFd(small);
+  closeFd(notMemory);
+  assert.equal(fdCount(), fdsBefore, 'no fd kept from the refused tables');
+
   // Proper setup: two memfd regions, queue 0 (hiprio) in one, queue 1 in the other.
   fe.u64(R.SET_FEATURES, F_VERSION_1 | F_INDIRECT | F_EVENT_IDX | F_PROTOCOL, { flags: NEED_REPLY });
   assert.equal(fe.ack(R.SET_FEATURES), 0n);
