@@ -18,6 +18,8 @@ export const commands: Record<string, () => Promise<CommandModule>> = {
   serve: () => import('./commands/serve.ts'),
   demo: () => import('./commands/demo.ts'),
   run: () => import('./commands/run.ts'),
+  client: () => import('./commands/client.ts'),
+  boot: () => import('./commands/boot.ts'),
 };
 
 const PROG = 'virtiofs-ts';
