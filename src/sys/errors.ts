@@ -22,4 +22,19 @@ export class SysError extends Error {
     super(`${syscall} failed: ${errnoName(errno)}${detail ? ` (${detail})` : ''}`);
     Error.stackTraceLimit = limit;
   }
+
+  /**
+   * The same error without running Error's constructor, which costs ~3 us even
+   * without a stack (a plain object: ~0.4 us). For errno answers on the hot
+   * path (sys/ wrappers use it). instanceof, errno, syscall, name and message
+   * are as usual; there is no `stack`.
+   */
+  static quick(errno: number, syscall: string): SysError {
+    const e = Object.create(SysError.prototype) as { -readonly [K in keyof SysError]: SysError[K] };
+    e.errno = errno;
+    e.syscall = syscall;
+    e.name = 'SysError';
+    e.message = `${syscall} failed: ${errnoName(errno)}`;
+    return e as SysError;
+  }
 }

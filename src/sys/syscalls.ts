@@ -146,7 +146,7 @@ const c = {
 };
 
 function fail(syscall: string): never {
-  throw new SysError(lastErrno(), syscall);
+  throw SysError.quick(lastErrno(), syscall);
 }
 
 // Scratch memory for out-parameters. The data plane is one thread per isolate
