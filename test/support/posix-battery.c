@@ -410,6 +410,35 @@ static void c_rw_o_direct(const char *N) {
   free(dst);
 }
 
+/* 64-bit offsets end to end: past 2^31, 2^32 and at 1 TiB (sparse, so cheap). */
+static void c_rw_large_offsets(const char *N) {
+  int fd = open("rw_off", O_RDWR | O_CREAT | O_EXCL, 0644);
+  if (fd < 0) FAIL("create");
+  const off_t o1 = (5LL << 30) + 3, o2 = (1LL << 40) + 7;
+  TRY(pwrite(fd, "five-gib", 8, o1), "pwrite_5g");
+  TRY(pwrite(fd, "one-tib", 7, o2), "pwrite_1t");
+  struct stat st;
+  TRY(fstat(fd, &st), "fstat");
+  char a[9] = {0}, b[8] = {0}, z[16];
+  TRY(pread(fd, a, 8, o1), "pread_5g");
+  TRY(pread(fd, b, 7, o2), "pread_1t");
+  ssize_t zr = pread(fd, z, sizeof z, 3LL << 30);
+  off_t d = lseek(fd, 4LL << 30, SEEK_DATA);
+  int de = d < 0 ? errno : 0;
+  TRY(ftruncate(fd, (3LL << 30) + 1), "shrink");
+  struct stat st2;
+  TRY(fstat(fd, &st2), "fstat2");
+  off_t end = lseek(fd, 0, SEEK_END);
+  close(fd);
+  /* A 3 GiB sparse file is no use to anyone comparing trees afterwards. */
+  TRY(unlink("rw_off"), "unlink");
+  /* SEEK_DATA from 4 GiB lands at the 5 GiB data, or at 4 GiB if holes read as data. */
+  emit(N, "ok size=%lld at5g=%s at1t=%s hole_read=%zd,%s seek_data=%s shrunk=%lld seek_end=%lld", (long long)st.st_size,
+       a, b, zr, all_zero(z, sizeof z) ? "zero" : "nonzero",
+       de ? ename(de) : (d == (4LL << 30) || (d >= (5LL << 30) - 4096 && d <= o1)) ? "valid" : "INVALID",
+       (long long)st2.st_size, (long long)end);
+}
+
 static void c_rw_pread_pwrite(const char *N) {
   char buf[70000], back[70000];
   fill(buf, sizeof buf, 7);
@@ -1447,10 +1476,20 @@ static void c_flock(const char *N) {
   flock(b, LOCK_UN);
   TRY(flock(a, LOCK_SH), "sh_a");
   int e_shared = flock(b, LOCK_SH | LOCK_NB) < 0 ? errno : 0;
+  flock(a, LOCK_UN);
+  flock(b, LOCK_UN);
+  /* Open file description locks conflict between two fds of one process. */
+  struct flock l1 = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 8};
+  struct flock l2 = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 4, .l_len = 2};
+  struct flock l3 = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 8, .l_len = 8};
+  TRY(fcntl(a, F_OFD_SETLK, &l1), "ofd_a");
+  int e_ofd = fcntl(b, F_OFD_SETLK, &l2) < 0 ? errno : 0;
+  int e_ofd2 = fcntl(b, F_OFD_SETLK, &l3) < 0 ? errno : 0;
   close(a);
   close(b);
-  emit(N, "ok second_ex=%s second_sh=%s after_unlock=%s both_shared=%s", e_b ? ename(e_b) : "ok",
-       e_bsh ? ename(e_bsh) : "ok", e_b2 ? ename(e_b2) : "ok", e_shared ? ename(e_shared) : "ok");
+  emit(N, "ok second_ex=%s second_sh=%s after_unlock=%s both_shared=%s ofd_overlap=%s ofd_disjoint=%s",
+       e_b ? ename(e_b) : "ok", e_bsh ? ename(e_bsh) : "ok", e_b2 ? ename(e_b2) : "ok", e_shared ? ename(e_shared) : "ok",
+       e_ofd ? ename(e_ofd) : "ok", e_ofd2 ? ename(e_ofd2) : "ok");
 }
 
 /* POSIX record locks conflict only between processes: check from a child. */
@@ -2012,6 +2051,7 @@ static const struct check checks[] = {
     {"rw.large", c_rw_large, 0},
     {"rw.big_single_io", c_rw_big_single, 0},
     {"rw.o_direct", c_rw_o_direct, 0},
+    {"rw.large_offsets", c_rw_large_offsets, 0},
     {"rw.pread_pwrite", c_rw_pread_pwrite, 0},
     {"rw.write_past_eof", c_rw_write_past_eof, 0},
     {"rw.append", c_rw_append, 0},
