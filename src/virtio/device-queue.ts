@@ -11,10 +11,10 @@
 // On x86-64 (TSO) the only reordering the hardware does is a later load
 // passing an earlier store; JS engines, though, may reorder plain typed-array
 // accesses among themselves. Every ring index we publish or poll goes through
-// Atomics on a Uint16Array over the ring: V8 compiles Atomics.load/store as
-// sequentially consistent (a store is an XCHG on x64, i.e. a full fence), and
-// never moves plain memory accesses across them. The comments at each site say
-// which order they guarantee.
+// Atomics on a Uint16Array over the ring, which the JIT never reorders with
+// other memory accesses; where store->load order matters, an explicit full
+// fence (fullFence, a locked instruction) follows the store. The comments at
+// each site say which order they guarantee.
 import { Chain, walkChain } from './chain.ts';
 import { QueueError } from './errors.ts';
 import type { GuestMemory } from './memory.ts';
@@ -28,6 +28,19 @@ import {
   usedSize,
   vringNeedEvent,
 } from './ring.ts';
+
+/**
+ * A full memory barrier. Atomics on a SharedArrayBuffer are locked
+ * instructions on x86-64 (LOCK XADD), which order every earlier load and store
+ * before every later one. The ring lives in an external, non-shared buffer,
+ * and we do not want to depend on how V8 lowers Atomics.store there, so the
+ * two places that need store->load order (publish then read the driver's
+ * event index; request a kick then re-check avail) also pass through this.
+ */
+const fenceCell = new Int32Array(new SharedArrayBuffer(4));
+function fullFence(): void {
+  Atomics.add(fenceCell, 0, 0);
+}
 
 export interface RingAddresses {
   /** Frontend-virtual addresses, as vhost-user SET_VRING_ADDR gives them. */
@@ -166,10 +179,14 @@ export class DeviceQueue {
       const old = this.signalledUsed;
       this.signalledUsed = this.usedIdx;
       if (old < 0) return true;
-      // used_event sits after avail.ring[size]. Load after the used idx store (fenced above).
+      // Our used idx store must be visible before we read the driver's
+      // used_event, or both sides may decide the other will act.
+      fullFence();
+      // used_event sits after avail.ring[size].
       const usedEvent = Atomics.load(ar.u16, (this.availOff + 4 + 2 * this.size) >> 1);
       return vringNeedEvent(usedEvent, this.usedIdx, old);
     }
+    fullFence();
     const flags = Atomics.load(ar.u16, this.availOff >> 1);
     return (flags & VIRTQ_AVAIL_F_NO_INTERRUPT) === 0;
   }
@@ -198,6 +215,8 @@ export class DeviceQueue {
     } else {
       Atomics.store(ur.u16, this.usedOff >> 1, 0);
     }
+    // Store (our request) -> load (avail idx): the one order x86 may break.
+    fullFence();
     return this.pending(mem) !== 0;
   }
 }
