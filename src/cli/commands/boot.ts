@@ -52,11 +52,14 @@ export async function run(argv: string[]): Promise<number> {
   } catch (err) {
     throw new CliError(`cannot connect to ${values.socket}: ${(err as Error).message}`);
   }
+  let closing = false;
   s.transport.frontend.onClose((why) => {
+    if (closing) return;
     process.stderr.write(`virtiofs-ts boot: the virtio-fs backend went away (${why.message})\n`);
     process.exit(1);
   });
   const stop = (sig: NodeJS.Signals) => {
+    closing = true;
     void s.close().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
   };
   process.once('SIGINT', stop);
@@ -64,6 +67,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     await bootFromVirtioFs(s.fs, values.entry);
   } catch (err) {
+    closing = true;
     await s.close();
     throw new CliError(`booting ${values.entry} failed: ${(err as Error).message}`);
   }
