@@ -63,7 +63,7 @@ describe('virtiofs-ts mount: lifecycle', () => {
     });
   }
 
-  test('SIGINT also unmounts and exits 0; an outside umount ends the server with 0', async () => {
+  test('SIGINT also unmounts and exits 0; an outside umount ends the server with 0 (memory, empty)', async () => {
     const share = join(base, 'share-sig');
     mkdirSync(share);
     const m = await mountOurs({ sharedDir: share, fs: 'memory' });
@@ -72,7 +72,9 @@ describe('virtiofs-ts mount: lifecycle', () => {
     assert.equal(isMounted(m.mountpoint), false);
     await m.stop();
 
-    const m2 = await mountOurs({ sharedDir: share, fs: 'memory' });
+    // '-' as the shared dir: an empty in-memory fs.
+    const m2 = await mountOurs({ sharedDir: '-', fs: 'memory' });
+    assert.deepEqual(readdirSync(m2.mountpoint), []);
     const um = spawnSync('umount', [m2.mountpoint], { encoding: 'utf8' });
     assert.equal(um.status, 0, um.stderr);
     assert.equal(await m2.waitExit(), 0, m2.output());
