@@ -455,171 +455,192 @@ export async function main(argv: string[]): Promise<number> {
     run('sync', [], { timeoutMs: 600_000 });
   }
 
-  let current: Mounted | undefined;
+  // Every system is mounted at once and the rows run row by row across them,
+  // so a change in machine load (the machine is shared) hits all systems of a
+  // row alike instead of whichever system happened to run then.
+  interface Sut {
+    spec: SystemSpec;
+    m: Mounted;
+    /** Why this system can no longer run rows (daemon died or hung). */
+    dead?: string;
+    /** Scratch dir through the system, and the same dir on the source side. */
+    scratch: string;
+    scratchSource: string;
+  }
+  const suts: Sut[] = [];
   let interrupted = false;
+  const stopAll = async () => {
+    for (const s of suts) await s.m.stop();
+  };
   const onSignal = (sig: NodeJS.Signals) => {
     if (interrupted) return;
     interrupted = true;
     progress.note(`${sig}: unmounting and stopping`);
-    void (current?.stop() ?? Promise.resolve()).finally(() => process.exit(130));
+    void stopAll().finally(() => process.exit(130));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
+  const fail = (sut: Sut, row: Row, error: string, load1?: number) => {
+    report.results.push({ system: sut.spec.id, row: row.id, status: 'failed', error, detail: load1 === undefined ? undefined : { loadavg1: load1 } });
+    progress.job(sut.spec.id, row.id, `FAILED: ${error.replace(/\s+/g, ' ').slice(0, 200)}`);
+  };
+  // Once a daemon dies or hangs, its remaining rows fail at once with the
+  // reason instead of each waiting for its own timeout.
+  const checkAfterFailure = async (sut: Sut, error: string) => {
+    sut.dead = sut.m.health();
+    if (!sut.dead && error.includes('did not finish within')) {
+      sut.dead = `the mount hung (${error}); stopped the daemon`;
+      await sut.m.stop();
+    }
+  };
+  const cpuPct = (sut: Sut, cpu0: number | undefined, t0: bigint) => {
+    const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+    const cpu1 = sut.m.daemonCpuSeconds();
+    return cpu0 !== undefined && cpu1 !== undefined ? Math.round(((cpu1 - cpu0) / wall) * 1000) / 10 : undefined;
+  };
+  const measure = async (sut: Sut, row: Row, fn: () => Promise<JobOutcome>) => {
+    if (interrupted) return;
+    if (sut.dead) return fail(sut, row, sut.dead);
+    const cpu0 = sut.m.daemonCpuSeconds();
+    const t0 = process.hrtime.bigint();
+    const load1 = loadavg()[0]!;
+    try {
+      const o = await fn();
+      const daemonCpuPct = cpuPct(sut, cpu0, t0);
+      report.results.push({ system: sut.spec.id, row: row.id, status: 'ok', value: o.value, mibPerSec: o.mibPerSec, detail: { ...o.detail, daemonCpuPct, loadavg1: load1 } });
+      const extra = row.unit === 'IOPS' && o.mibPerSec !== undefined ? ` (${o.mibPerSec.toFixed(1)} MiB/s)` : '';
+      progress.job(sut.spec.id, row.id, `${formatValue(o.value, row.unit).padStart(9)} ${row.unit}${extra}${daemonCpuPct !== undefined ? `  daemon cpu ${daemonCpuPct}%` : ''}`);
+    } catch (e) {
+      const error = (e as Error).message;
+      fail(sut, row, error, load1);
+      await checkAfterFailure(sut, error);
+    }
+  };
+
   try {
+    // 0. Start every system. One that cannot start is recorded with its reason.
     for (const spec of systems) {
       if (interrupted) break;
-      await runSystem(spec);
-    }
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
-
-  async function runSystem(spec: SystemSpec): Promise<void> {
-    const mountpoint = join(args.dir, 'mnt', spec.id);
-    let m: Mounted;
-    try {
-      if (spec.kind !== 'native') progress.note(`${spec.id}: mounting`);
-      m = await startSystem(spec, { sourceDir, mountpoint, repoRoot: REPO_ROOT });
-    } catch (e) {
-      const error = `system under test failed to start: ${(e as Error).message}`;
-      report.systems.push({ id: spec.id, label: spec.label, status: 'failed', error });
-      for (const r of rows) report.results.push({ system: spec.id, row: r.id, status: 'failed', error: 'system under test failed to start' });
-      progress.job(spec.id, '(all rows)', `FAILED TO START: ${error.replace(/\s+/g, ' ').slice(0, 160)}`, rows.length);
-      return;
-    }
-    current = m;
-    report.systems.push({ id: spec.id, label: spec.label, status: 'ok', fstype: m.fstype, command: m.command });
-    // The harness itself never makes a blocking fs call through a mount (a
-    // hung daemon would freeze it): scratch space is made and removed on the
-    // source side; only fio and the metadata child, both with timeouts, go
-    // through the mount.
-    const scratch = join(m.path, 'scratch', spec.id);
-    const scratchSource = join(sourceDir, 'scratch', spec.id);
-    try {
-      rmSync(scratchSource, { recursive: true, force: true });
-      mkdirSync(scratchSource, { recursive: true });
-
-      // Once the daemon dies or hangs, the remaining rows fail at once with
-      // the reason instead of each waiting for its own timeout.
-      let dead: string | undefined;
-      const checkAfterFailure = async (error: string) => {
-        dead = m.health();
-        if (!dead && error.includes('did not finish within')) {
-          dead = `the mount hung (${error}); stopped the daemon`;
-          await m.stop();
-        }
-      };
-      const measure = async (row: Row, fn: () => Promise<JobOutcome>) => {
-        if (interrupted) return;
-        if (dead) {
-          report.results.push({ system: spec.id, row: row.id, status: 'failed', error: dead });
-          progress.job(spec.id, row.id, `FAILED: ${dead.replace(/\s+/g, ' ').slice(0, 200)}`);
-          return;
-        }
-        const cpu0 = m.daemonCpuSeconds();
-        const t0 = process.hrtime.bigint();
-        const load1 = loadavg()[0]!;
-        try {
-          const o = await fn();
-          const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-          const cpu1 = m.daemonCpuSeconds();
-          const daemonCpuPct = cpu0 !== undefined && cpu1 !== undefined ? Math.round(((cpu1 - cpu0) / wall) * 1000) / 10 : undefined;
-          report.results.push({ system: spec.id, row: row.id, status: 'ok', value: o.value, mibPerSec: o.mibPerSec, detail: { ...o.detail, daemonCpuPct, loadavg1: load1 } });
-          const extra = row.unit === 'IOPS' && o.mibPerSec !== undefined ? ` (${o.mibPerSec.toFixed(1)} MiB/s)` : '';
-          progress.job(spec.id, row.id, `${formatValue(o.value, row.unit).padStart(9)} ${row.unit}${extra}${daemonCpuPct !== undefined ? `  daemon cpu ${daemonCpuPct}%` : ''}`);
-        } catch (e) {
-          const error = (e as Error).message;
-          report.results.push({ system: spec.id, row: row.id, status: 'failed', error, detail: { loadavg1: load1 } });
-          progress.job(spec.id, row.id, `FAILED: ${error.replace(/\s+/g, ' ').slice(0, 200)}`);
-          await checkAfterFailure(error);
-        }
-      };
-      const skip = (row: Row, why: string) => {
-        report.results.push({ system: spec.id, row: row.id, status: 'skipped', error: why });
-        progress.job(spec.id, row.id, `skipped: ${why}`);
-      };
-
-      // 1. Warm reads: one full read of each data set through this system first.
-      const warmRows = rows.filter((r): r is ReadRow => r.kind === 'read' && r.phase === 'warm');
-      if (warmRows.length > 0) {
-        for (const ds of ['one', 'many'] as const) {
-          if (!warmRows.some((r) => r.dataset === ds)) continue;
-          const pre: ReadRow = { ...warmRows.find((r) => r.dataset === ds)!, pattern: 'seq', blockSize: MiB, phase: 'cold' };
-          try {
-            await runFio({ ...readJob(pre, cfg, paths, m.path), name: 'warmup', runtimeMs: 120_000 }, m.path);
-          } catch (e) {
-            progress.note(`${spec.id}: warm-up read failed: ${(e as Error).message}`);
-          }
-        }
-        for (const r of warmRows) await measure(r, async () => fioOutcome(await runFio(readJob(r, cfg, paths, m.path), m.path), r.unit));
+      const mountpoint = join(args.dir, 'mnt', spec.id);
+      try {
+        if (spec.kind !== 'native') progress.note(`${spec.id}: mounting`);
+        const m = await startSystem(spec, { sourceDir, mountpoint, repoRoot: REPO_ROOT });
+        // The harness itself never makes a blocking fs call through a mount (a
+        // hung daemon would freeze it): scratch space is made and removed on the
+        // source side; only fio and the metadata child, both with timeouts, go
+        // through the mount.
+        const scratchSource = join(sourceDir, 'scratch', spec.id);
+        rmSync(scratchSource, { recursive: true, force: true });
+        mkdirSync(scratchSource, { recursive: true });
+        suts.push({ spec, m, scratch: join(m.path, 'scratch', spec.id), scratchSource });
+        report.systems.push({ id: spec.id, label: spec.label, status: 'ok', fstype: m.fstype, command: m.command });
+      } catch (e) {
+        const error = `system under test failed to start: ${(e as Error).message}`;
+        report.systems.push({ id: spec.id, label: spec.label, status: 'failed', error });
+        for (const r of rows) report.results.push({ system: spec.id, row: r.id, status: 'failed', error: 'system under test failed to start' });
+        progress.job(spec.id, '(all rows)', `FAILED TO START: ${error.replace(/\s+/g, ' ').slice(0, 160)}`, rows.length);
       }
+    }
 
-      // 2. Cold reads: sync + drop every clean page (host and FUSE) before each job.
-      for (const r of rows) {
-        if (r.kind !== 'read' || r.phase !== 'cold') continue;
+    // 1. Warm reads: one full read of each data set through every system first.
+    const warmRows = rows.filter((r): r is ReadRow => r.kind === 'read' && r.phase === 'warm');
+    for (const ds of ['one', 'many'] as const) {
+      const first = warmRows.find((r) => r.dataset === ds);
+      if (!first) continue;
+      for (const sut of suts) {
+        if (interrupted || sut.dead) continue;
+        const pre: ReadRow = { ...first, pattern: 'seq', blockSize: MiB, phase: 'cold' };
+        try {
+          await runFio({ ...readJob(pre, cfg, paths, sut.m.path), name: 'warmup', runtimeMs: 120_000 }, sut.m.path);
+        } catch (e) {
+          progress.note(`${sut.spec.id}: warm-up read failed: ${(e as Error).message}`);
+          await checkAfterFailure(sut, (e as Error).message);
+        }
+      }
+    }
+    for (const r of warmRows) {
+      for (const sut of suts) await measure(sut, r, async () => fioOutcome(await runFio(readJob(r, cfg, paths, sut.m.path), sut.m.path), r.unit));
+    }
+
+    // 2. Cold reads: sync + drop every clean page (host and FUSE) before each job.
+    for (const r of rows) {
+      if (r.kind !== 'read' || r.phase !== 'cold') continue;
+      for (const sut of suts) {
         if (coldBlocked) {
-          skip(r, coldBlocked);
+          report.results.push({ system: sut.spec.id, row: r.id, status: 'skipped', error: coldBlocked });
+          progress.job(sut.spec.id, r.id, `skipped: ${coldBlocked}`);
           continue;
         }
-        await measure(r, async () => {
+        await measure(sut, r, async () => {
           dropCaches();
-          return fioOutcome(await runFio(readJob(r, cfg, paths, m.path), m.path), r.unit);
+          return fioOutcome(await runFio(readJob(r, cfg, paths, sut.m.path), sut.m.path), r.unit);
         });
       }
+    }
 
-      // 3. Writes (buffered, no fsync: the cost of the write path itself). A
-      // sync after each keeps its writeback out of the next job.
-      for (const r of rows) {
-        if (r.kind !== 'write') continue;
-        await measure(r, async () => {
+    // 3. Writes (buffered, no fsync: the cost of the write path itself). A
+    // sync after each keeps its writeback out of the next job.
+    for (const r of rows) {
+      if (r.kind !== 'write') continue;
+      for (const sut of suts) {
+        await measure(sut, r, async () => {
           const job: FioJob =
             r.pattern === 'seq'
-              ? { name: r.id, rw: 'write', blockSize: r.blockSize, files: [join(scratch, 'seqwrite.bin')], totalBytes: cfg.seqWriteBytes, runtimeMs: cfg.runtimeMs, timeBased: false, readonly: false }
-              : { name: r.id, rw: 'randwrite', blockSize: r.blockSize, files: [join(m.path, paths.randWrite)], totalBytes: cfg.randWriteFileBytes, runtimeMs: cfg.runtimeMs, timeBased: true, readonly: false };
+              ? { name: r.id, rw: 'write', blockSize: r.blockSize, files: [join(sut.scratch, 'seqwrite.bin')], totalBytes: cfg.seqWriteBytes, runtimeMs: cfg.runtimeMs, timeBased: false, readonly: false }
+              : { name: r.id, rw: 'randwrite', blockSize: r.blockSize, files: [join(sut.m.path, paths.randWrite)], totalBytes: cfg.randWriteFileBytes, runtimeMs: cfg.runtimeMs, timeBased: true, readonly: false };
           try {
-            return fioOutcome(await runFio(job, m.path), r.unit);
+            return fioOutcome(await runFio(job, sut.m.path), r.unit);
           } finally {
-            rmSync(join(scratchSource, 'seqwrite.bin'), { force: true });
+            rmSync(join(sut.scratchSource, 'seqwrite.bin'), { force: true });
             run('sync', [], { timeoutMs: 300_000 });
           }
         });
       }
+    }
 
-      // 4. Metadata load: one child process, four timed phases.
-      const metaRows = rows.filter((r): r is MetaRow => r.kind === 'meta');
-      if (metaRows.length > 0 && !interrupted && dead) {
-        for (const r of metaRows) report.results.push({ system: spec.id, row: r.id, status: 'failed', error: dead });
-        progress.job(spec.id, 'meta-*', `FAILED: ${dead.replace(/\s+/g, ' ').slice(0, 200)}`, metaRows.length);
-      } else if (metaRows.length > 0 && !interrupted) {
-        const cpu0 = m.daemonCpuSeconds();
-        const t0 = process.hrtime.bigint();
-        const load1 = loadavg()[0]!;
-        try {
-          const phases = await runMetadata(join(scratch, 'meta'), cfg.metaCount);
-          const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-          const cpu1 = m.daemonCpuSeconds();
-          const daemonCpuPct = cpu0 !== undefined && cpu1 !== undefined ? Math.round(((cpu1 - cpu0) / wall) * 1000) / 10 : undefined;
-          for (const r of metaRows) {
-            const ph = phases[r.phaseName]!;
-            const value = ph.ops / ph.seconds;
-            report.results.push({ system: spec.id, row: r.id, status: 'ok', value, detail: { seconds: ph.seconds, ops: ph.ops, daemonCpuPctWholeLoad: daemonCpuPct, loadavg1: load1 } });
-            progress.job(spec.id, r.id, `${formatValue(value, 'ops/s').padStart(9)} ops/s  (${(ph.seconds * 1000).toFixed(0)} ms)`);
-          }
-        } catch (e) {
-          const error = (e as Error).message;
-          for (const r of metaRows) report.results.push({ system: spec.id, row: r.id, status: 'failed', error });
-          progress.job(spec.id, 'meta-*', `FAILED: ${error.replace(/\s+/g, ' ').slice(0, 200)}`, metaRows.length);
-        }
+    // 4. Metadata load: one child process per system, four timed phases.
+    const metaRows = rows.filter((r): r is MetaRow => r.kind === 'meta');
+    for (const sut of metaRows.length > 0 ? suts : []) {
+      if (interrupted) break;
+      if (sut.dead) {
+        for (const r of metaRows) report.results.push({ system: sut.spec.id, row: r.id, status: 'failed', error: sut.dead });
+        progress.job(sut.spec.id, 'meta-*', `FAILED: ${sut.dead.replace(/\s+/g, ' ').slice(0, 200)}`, metaRows.length);
+        continue;
       }
-    } finally {
-      await m.stop();
-      current = undefined;
-      rmSync(scratchSource, { recursive: true, force: true });
-      if (spec.kind !== 'native') progress.note(`${spec.id}: unmounted`);
+      const cpu0 = sut.m.daemonCpuSeconds();
+      const t0 = process.hrtime.bigint();
+      const load1 = loadavg()[0]!;
+      try {
+        const phases = await runMetadata(join(sut.scratch, 'meta'), cfg.metaCount);
+        const daemonCpuPct = cpuPct(sut, cpu0, t0);
+        for (const r of metaRows) {
+          const ph = phases[r.phaseName]!;
+          const value = ph.ops / ph.seconds;
+          report.results.push({ system: sut.spec.id, row: r.id, status: 'ok', value, detail: { seconds: ph.seconds, ops: ph.ops, daemonCpuPctWholeLoad: daemonCpuPct, loadavg1: load1 } });
+          progress.job(sut.spec.id, r.id, `${formatValue(value, 'ops/s').padStart(9)} ops/s  (${(ph.seconds * 1000).toFixed(0)} ms)`);
+        }
+      } catch (e) {
+        const error = (e as Error).message;
+        for (const r of metaRows) report.results.push({ system: sut.spec.id, row: r.id, status: 'failed', error });
+        progress.job(sut.spec.id, 'meta-*', `FAILED: ${error.replace(/\s+/g, ' ').slice(0, 200)}`, metaRows.length);
+        await checkAfterFailure(sut, error);
+      }
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (!interrupted) {
+      await stopAll();
+      for (const sut of suts) rmSync(sut.scratchSource, { recursive: true, force: true });
+      progress.note(`stopped ${suts.filter((s) => s.spec.kind !== 'native').map((s) => s.spec.id).join(', ') || 'nothing'}`);
     }
   }
+
+  // Results in the order of the rows, then the systems, whatever order they ran in.
+  const rowIndex = new Map(rows.map((r, i) => [r.id, i]));
+  const sysIndex = new Map(ALL_SYSTEMS.map((s, i) => [s.id, i]));
+  report.results.sort((a, b) => (rowIndex.get(a.row)! - rowIndex.get(b.row)!) || (sysIndex.get(a.system)! - sysIndex.get(b.system)!));
 
   report.finished = new Date().toISOString();
   report.machine.loadavgEnd = loadavg().map((x) => Math.round(x * 100) / 100);
@@ -649,8 +670,8 @@ function writeOutputs(report: BenchReport, rows: Row[], cfg: Config, out: string
         'Writes are buffered with no fsync. Metadata: one Node process doing plain synchronous fs calls (bench/lib/metadata-load.ts). ' +
         '`vts-*` is our daemon (`virtiofs-ts mount --fs passthrough --cache X`); `bindfs` is Debian\'s bindfs with default options ' +
         '(single-threaded); `pll-*` is libfuse\'s example passthrough_ll with `-o cache=X`, built from libfuse3-dev at run time, ' +
-        'in its default multi-threaded loop. Systems run one after another, so a change in machine load between them shows up ' +
-        'as a difference: the JSON has the 1-min load at every job.',
+        'in its default multi-threaded loop. All systems are mounted at once and each row runs on every system in turn, so a ' +
+        'change in machine load hits a row\'s systems alike; the JSON has the 1-min load at every job.',
     ],
   });
   const mdPath = writeMarkdown(out, name, md);
