@@ -3,9 +3,9 @@
 // memory backend and to a native directory; results and final trees must agree.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { asHostUser, compareTrees, generateOps, hostAdapter, runDifferential, type Op } from '../support/fs-model.ts';
+import { applyOp, asHostUser, compareTrees, generateOps, hostAdapter, runDifferential, type Op } from '../support/fs-model.ts';
 import { forceUnmount, makeTempDir, mountOurs, requireFuse, type OurMount } from '../support/mount-helpers.ts';
 
 const temps: string[] = [];
@@ -28,7 +28,7 @@ for (const cache of ['auto', 'never', 'always'] as const) {
     chmodSync(native, 0o755);
     mount = await mountOurs({ sharedDir: seedDir, fs: 'memory', cache, xattr: true });
     try {
-      const budgetMs = Number(process.env.FS_MODEL_BUDGET_MS ?? 3000);
+      const budgetMs = Number(process.env.FS_MODEL_BUDGET_MS ?? 2000);
       const deadline = Date.now() + budgetMs;
       const seen = new Set<string>();
       let ops = 0;
@@ -73,7 +73,7 @@ test('as uid 1000 through /dev/fuse: permission errors agree with a native direc
   chmodSync(seedDir, 0o755); // the memory root takes the seed directory's mode
   mount = await mountOurs({ sharedDir: seedDir, fs: 'memory', cache: 'auto', xattr: true });
   try {
-    const budgetMs = Number(process.env.FS_MODEL_BUDGET_MS ?? 3000);
+    const budgetMs = Number(process.env.FS_MODEL_BUDGET_MS ?? 2000);
     const deadline = Date.now() + budgetMs;
     const seen = new Set<string>();
     let ops = 0;
@@ -105,6 +105,40 @@ test('as uid 1000 through /dev/fuse: permission errors agree with a native direc
     console.log(`# uid 1000: ${ops} ops through the mount agreed with native`);
   } finally {
     process.umask(saved);
+    await mount.stop();
+    mount = undefined;
+  }
+});
+
+test('a group member writing or truncating a setuid g+w file clears setuid/setgid, as on native', { timeout: 60_000 }, async () => {
+  requireFuse();
+  const native = makeTempDir('memfs-suid-native-');
+  const seedDir = makeTempDir('memfs-suid-seed-');
+  temps.push(native, seedDir);
+  chmodSync(native, 0o755);
+  chmodSync(seedDir, 0o755);
+  mount = await mountOurs({ sharedDir: seedDir, fs: 'memory', cache: 'auto' });
+  try {
+    const results: string[] = [];
+    for (const root of [native, mount.mountpoint]) {
+      const lines: string[] = [];
+      for (const [op, what] of [
+        [{ op: 'write', path: 'f', offset: 0, length: 3, fill: 1, opts: {} }, 'write'],
+        [{ op: 'truncate', path: 'f', size: 1 }, 'truncate'],
+        [{ op: 'write', path: 'f', offset: 0, length: 1, fill: 2, opts: { truncate: true } }, 'O_TRUNC'],
+      ] as Array<[Op, string]>) {
+        const f = join(root, 'f');
+        writeFileSync(f, 'data');
+        chownSync(f, 1000, 1000);
+        chmodSync(f, 0o6775);
+        const out = asHostUser(1001, 1000, () => applyOp(hostAdapter(root), op));
+        lines.push(`${what}: ${JSON.stringify(out)} mode=${(statSync(f).mode & 0o7777).toString(8)}`);
+      }
+      results.push(lines.join('\n'));
+    }
+    assert.ok(results[0]!.includes('mode=775'), `native did not clear the bits:\n${results[0]}`);
+    assert.equal(results[1], results[0]);
+  } finally {
     await mount.stop();
     mount = undefined;
   }

@@ -18,6 +18,7 @@ import {
   type DirSink,
   type Entry,
   type FileSystem,
+  type InitInfo,
   type OpenReply,
   type RequestContext,
   type SetAttrRequest,
@@ -59,6 +60,9 @@ const FATTR_MTIME_NOW = abi.FATTR_MTIME_NOW;
 const FATTR_CTIME = abi.FATTR_CTIME;
 const FATTR_KILL_SUIDGID = abi.FATTR_KILL_SUIDGID;
 const FUSE_WRITE_KILL_SUIDGID = abi.FUSE_WRITE_KILL_SUIDGID;
+const FUSE_ATOMIC_O_TRUNC = abi.FUSE_ATOMIC_O_TRUNC;
+const FUSE_HANDLE_KILLPRIV_V2 = abi.FUSE_HANDLE_KILLPRIV_V2;
+const FUSE_CACHE_SYMLINKS = abi.FUSE_CACHE_SYMLINKS;
 
 // <linux/fs.h>, <linux/falloc.h>, <linux/xattr.h>, <unistd.h>, <linux/fs.h> SEEK_*.
 export const RENAME_NOREPLACE = 1 << 0;
@@ -252,6 +256,7 @@ export class MemoryFs implements FileSystem {
   private nextFh = 1;
   private readonly readonly: boolean;
   private readonly timeout: number;
+  private readonly cache: CacheMode;
   private readonly openFlags: number;
   private readonly capacity: number;
   private readonly maxInodes: number;
@@ -263,6 +268,7 @@ export class MemoryFs implements FileSystem {
     if (!(cache in CACHE_TIMEOUT)) throw new Error(`MemoryFs: unknown cache mode '${cache}' (never|auto|always)`);
     this.readonly = options.readonly ?? false;
     this.timeout = CACHE_TIMEOUT[cache];
+    this.cache = cache;
     this.openFlags = cache === 'always' ? FOPEN_KEEP_CACHE : 0;
     this.capacity = Math.floor((options.capacityBytes ?? totalmem() / 2) / BLKSIZE) * BLKSIZE;
     this.maxInodes = options.maxInodes ?? 4 * 1024 * 1024;
@@ -617,6 +623,18 @@ export class MemoryFs implements FileSystem {
   }
 
   // ---- FileSystem ------------------------------------------------------------
+
+  init(info: InitInfo): bigint {
+    // ATOMIC_O_TRUNC: open() handles O_TRUNC itself (one request, not two).
+    // HANDLE_KILLPRIV_V2: we clear setuid/setgid on write/truncate/chown
+    // ourselves; without it the kernel sends the writer's chmod first, which a
+    // group member writing a setuid g+w file may not do (EPERM where Linux
+    // succeeds).
+    let want = info.want | FUSE_ATOMIC_O_TRUNC | FUSE_HANDLE_KILLPRIV_V2;
+    // Nothing but this mount changes a symlink: the client may cache targets.
+    if (this.cache === 'always') want |= FUSE_CACHE_SYMLINKS;
+    return want & info.capable;
+  }
 
   destroy(): void {
     // The kernel has forgotten everything: drop handles and lookup counts.
