@@ -218,6 +218,7 @@ describe('POSIX battery: native directory vs FUSE mounts (kernel as client)', { 
           other: /onto_new=EINVAL/,
         },
         'rename.exchange': { reason: 'same: RENAME_EXCHANGE refused', other: 'EINVAL at=exchange' },
+        'rename.whiteout': { reason: 'same: RENAME_WHITEOUT refused', other: 'EINVAL at=whiteout' },
         'link.hard': {
           reason:
             'libfuse high-level gives each path its own node id, so the kernel caches a stale size for the other link: ' +

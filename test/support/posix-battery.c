@@ -776,8 +776,10 @@ static void c_rename_whiteout(const char *N) {
   char c[16];
   content_of("rnw/b", c, sizeof c);
   int e_ex = renameat2_("rnw/b", "rnw/a", RENAME_WHITEOUT | RENAME_EXCHANGE) < 0 ? errno : 0;
-  emit(N, "ok whiteout=%s,%u:%u,%04o dst=%s with_exchange=%s", ftype(w.st_mode), major(w.st_rdev), minor(w.st_rdev),
-       w.st_mode & 07777, c, e_ex ? ename(e_ex) : "ok");
+  /* Like any new node, the whiteout belongs to the caller. */
+  emit(N, "ok whiteout=%s,%u:%u,%04o owner=%s dst=%s with_exchange=%s", ftype(w.st_mode), major(w.st_rdev),
+       minor(w.st_rdev), w.st_mode & 07777, w.st_uid == geteuid() && w.st_gid == getegid() ? "caller" : "other", c,
+       e_ex ? ename(e_ex) : "ok");
 }
 
 static void c_rename_dir_across(const char *N) {
