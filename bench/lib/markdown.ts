@@ -113,6 +113,29 @@ export function renderMarkdown(report: BenchReport, opts: MarkdownOptions): stri
     );
   }
 
+  // Daemon CPU explains many gaps: near 100% of one core means the daemon is
+  // the bottleneck; low CPU with low throughput means waiting (round trips).
+  const cpuOf = (sys: string, row: string) => {
+    const d = find(report, sys, row)?.detail?.daemonCpuPct;
+    return typeof d === 'number' ? d : undefined;
+  };
+  const daemons = ran.filter((s) => report.rows.some((r) => cpuOf(s.id, r.id) !== undefined));
+  if (daemons.length > 0) {
+    out.push('## Daemon CPU', '', 'CPU time of the serving process (all threads) during each job, in % of one core.', '');
+    out.push(
+      table(
+        ['row', ...daemons.map((s) => s.id)],
+        report.rows
+          .filter((r) => daemons.some((s) => cpuOf(s.id, r.id) !== undefined))
+          .map((r) => [r.title, ...daemons.map((s) => {
+            const c = cpuOf(s.id, r.id);
+            return c === undefined ? '' : `${Math.round(c)}%`;
+          })]),
+      ),
+      '',
+    );
+  }
+
   const errors = report.results.filter((r) => r.status === 'failed');
   if (errors.length > 0) {
     out.push('## Failed jobs', '');
