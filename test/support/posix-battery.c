@@ -2122,7 +2122,7 @@ static void usage(void) {
   fprintf(stderr,
           "usage: posix-battery [--timing] [--skip-xattr] [--skip-nonroot] [--nonroot-uid N] [--as-uid N]\n"
           "                     [--readdir-count N]\n"
-          "                     [--only PREFIX] [--populate-readonly | --expect-readonly] DIR\n");
+          "                     [--only P1,P2,...] [--populate-readonly | --expect-readonly] DIR\n");
   exit(2);
 }
 
