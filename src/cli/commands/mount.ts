@@ -2,7 +2,7 @@
 // at a mountpoint through /dev/fuse, in the foreground, until SIGINT/SIGTERM.
 import { accessSync, constants as fsc, opendirSync, realpathSync, statSync } from 'node:fs';
 import { BACKEND_KINDS, CACHE_MODES, type BackendSpec } from '../../fs/backend-spec.ts';
-import { DevFuseError, startDevFuse, type LogLevel } from '../../transport/devfuse.ts';
+import { DevFuseError, startDevFuse, type DevFuseSession, type LogLevel } from '../../transport/devfuse.ts';
 import { exitNow } from '../../sys/process.ts';
 import { oneOf, parseCommandArgs } from '../args.ts';
 import { CliError, UsageError } from '../errors.ts';
@@ -113,23 +113,16 @@ export async function run(argv: string[]): Promise<number> {
   if (sharedDir !== undefined) backend.sharedDir = sharedDir;
 
   const say = (msg: string) => process.stderr.write(`virtiofs-ts: ${msg}\n`);
-  let session;
-  try {
-    session = await startDevFuse({
-      mountpoint,
-      backend,
-      logLevel,
-      log: (level, msg) => say(`${level}: ${msg}`),
-      ...(maxWrite !== undefined ? { maxWrite } : {}),
-    });
-  } catch (err) {
-    if (err instanceof DevFuseError) throw new CliError(err.message);
-    throw err;
-  }
-
+  // Handlers go in before mount(2), so no signal can find the mount up and
+  // nobody to take it down; one arriving during start-up is acted on after.
+  let session: DevFuseSession | undefined;
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     signals++;
+    if (!session) {
+      say(`${sig}: stopping once the mount is up`);
+      return;
+    }
     if (signals === 1) {
       say(`${sig}: unmounting ${mountpoint}`);
       try {
@@ -143,20 +136,40 @@ export async function run(argv: string[]): Promise<number> {
       exitNow(1);
     }
   };
+  const removeHandlers = () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.off('SIGHUP', onSignal);
+  };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.on('SIGHUP', onSignal);
 
+  try {
+    session = await startDevFuse({
+      mountpoint,
+      backend,
+      logLevel,
+      log: (level, msg) => say(`${level}: ${msg}`),
+      ...(maxWrite !== undefined ? { maxWrite } : {}),
+    });
+  } catch (err) {
+    removeHandlers();
+    if (err instanceof DevFuseError) throw new CliError(err.message);
+    throw err;
+  }
   const what = kind === 'memory' ? `an in-memory fs${sharedDir ? ` seeded from ${sharedDir}` : ''}` : sharedDir!;
   const flags = [kind, `cache=${cache}`, values.readonly ? 'readonly' : 'read-write', values.xattr ? 'xattr' : '', values.writeback ? 'writeback' : '']
     .filter(Boolean)
     .join(', ');
   process.stdout.write(`Serving ${what} at ${mountpoint} (${flags}). Ctrl-C or SIGTERM unmounts.\n`);
+  if (signals > 0) {
+    signals = 0;
+    onSignal('SIGTERM');
+  }
 
   const result = await session.done;
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
-  process.off('SIGHUP', onSignal);
+  removeHandlers();
   if (result.reason === 'crashed') {
     throw new CliError(`the server stopped unexpectedly: ${result.error?.message ?? 'unknown error'}`);
   }
