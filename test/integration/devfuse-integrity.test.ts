@@ -158,7 +158,7 @@ describe('data integrity through /dev/fuse', () => {
         assert.equal(back.size, f.size, `${f.name}: size`);
         assert.equal(back.sha, written, `${f.name}: sha256 read back from the memory fs`);
       }
-      const out = sh('fio', ['--name=mem-verify', `--directory=${m.mountpoint}`, '--rw=randwrite', '--bs=4k', '--size=16m', '--ioengine=psync', '--verify=crc32c', '--do_verify=1', '--verify_fatal=1', '--output-format=json']);
+      const out = sh('fio', ['--name=mem-verify', `--directory=${m.mountpoint}`, '--rw=randwrite', '--bs=4k', '--size=16m', '--ioengine=psync', '--verify=crc32c', '--do_verify=1', '--verify_fatal=1', '--verify_state_save=0', '--output-format=json'], { cwd: base });
       const job = (JSON.parse(out.slice(out.indexOf('{'))) as { jobs: { error: number; read: { io_bytes: number } }[] }).jobs[0]!;
       assert.equal(job.error, 0);
       assert.equal(job.read.io_bytes, 16 * MiB);
@@ -248,9 +248,10 @@ describe('data integrity through /dev/fuse', () => {
             '--verify=crc32c',
             '--do_verify=1',
             '--verify_fatal=1',
+            '--verify_state_save=0',
             '--output-format=json',
           ],
-          { timeout: 180_000 },
+          { timeout: 180_000, cwd: base },
         );
         const job = (JSON.parse(out.slice(out.indexOf('{'))) as { jobs: { error: number; write: { io_bytes: number }; read: { io_bytes: number } }[] }).jobs[0]!;
         assert.equal(job.error, 0, `fio ${rw} reported error ${job.error}`);
