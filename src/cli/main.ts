@@ -66,8 +66,13 @@ export function reportError(err: unknown, debug: boolean): number {
 export async function main(argv: string[]): Promise<number> {
   const debug = debugEnabled(argv);
   const onFatal = (err: unknown) => {
-    process.exitCode = reportError(err, debug);
-    process.exit();
+    const code = reportError(err, debug);
+    // process.exit() would wait for worker threads, and a data-plane worker
+    // blocked in read(2) never stops: leave through libc _exit instead.
+    import('../sys/process.ts').then(
+      (m) => m.exitNow(code),
+      () => process.exit(code),
+    );
   };
   process.on('uncaughtException', onFatal);
   process.on('unhandledRejection', onFatal);
