@@ -13,8 +13,8 @@
 // - Only regular files and directories are ever opened for I/O: a device node,
 //   FIFO or socket gets EBADF (as virtiofsd answers; CVE-2020-35517). Files are
 //   reopened through /proc/self/fd/N, which reaches exactly the held inode.
-// - New inodes (create, mknod, mkdir, symlink; link too, for its permission
-//   check) are made under the caller's fsuid/fsgid (sys/creds.ts), on a thread
+// - New inodes (create, mknod, mkdir, symlink, a rename's whiteout; link too,
+//   for its permission check) are made under the caller's fsuid/fsgid (sys/creds.ts), on a thread
 //   that dropped its supplementary groups, so the host kernel strips S_ISGID
 //   from a file whose group the caller is not in (CVE-2022-0358) and applies
 //   the caller's permissions on the parent directory.
@@ -37,6 +37,7 @@ import {
   FOPEN_CACHE_DIR,
   FOPEN_DIRECT_IO,
   FOPEN_KEEP_CACHE,
+  FOPEN_NOFLUSH,
   FUSE_ASYNC_READ,
   FUSE_ATOMIC_O_TRUNC,
   FUSE_AUTO_INVAL_DATA,
@@ -135,6 +136,21 @@ const NEVER_WANT =
   FUSE_EXPORT_SUPPORT | FUSE_DONT_MASK | FUSE_NO_OPEN_SUPPORT | FUSE_NO_OPENDIR_SUPPORT | FUSE_SETXATTR_EXT |
   FUSE_SECURITY_CTX | FUSE_HAS_INODE_DAX | FUSE_SUBMOUNTS;
 
+// statfs f_type of local file systems, where close(2) reports nothing and
+// flushes nothing: FLUSH would be a round trip for nothing (FOPEN_NOFLUSH).
+// Network and FUSE file systems are not listed, so they keep their FLUSH.
+const LOCAL_FS_TYPES = new Set([
+  0xef53, // ext2/3/4
+  0x58465342, // xfs
+  0x9123683e, // btrfs
+  0x01021994, // tmpfs
+  0x858458f6, // ramfs
+  0xf2f52010, // f2fs
+  0xca451a4e, // bcachefs
+  0x2fc12fc1, // zfs
+  0x794c7630, // overlayfs
+]);
+
 const DOT = 0x2e;
 const SLASH = 0x2f;
 
@@ -159,6 +175,8 @@ export class PassthroughFs implements FileSystem {
   private readonly targetBuf = Buffer.alloc(PATH_MAX);
   private readonly sb = Buffer.alloc(STATX_SIZE);
   private destroyed = false;
+  /** st_dev -> whether files there skip FLUSH (see LOCAL_FS_TYPES). */
+  private readonly noFlushByDev = new Map<number, boolean>();
 
   constructor(sharedDir: string, readonly options: PassthroughOptions) {
     const maxLive = Math.max(MIN_MAX_PATH_FDS, options.maxOpenPathFds ?? defaultMaxPathFds());
@@ -345,6 +363,16 @@ export class PassthroughFs implements FileSystem {
     return sys.openat(this.procFd, String(pfd), flags & ~OPEN_STRIP);
   }
 
+  /** open_flags for a file opened as `fd` on inode's file system. */
+  private fileOpenFlags(inode: Inode, fd: number): number {
+    let local = this.noFlushByDev.get(inode.dev);
+    if (local === undefined) {
+      local = LOCAL_FS_TYPES.has(sys.fstatfs(fd).type);
+      this.noFlushByDev.set(inode.dev, local);
+    }
+    return local ? this.openFlags | FOPEN_NOFLUSH : this.openFlags;
+  }
+
   private handleFd(fh: number): number {
     return this.handles.get(fh).fd;
   }
@@ -495,7 +523,7 @@ export class PassthroughFs implements FileSystem {
     sys.unlinkat(pfd, cn, sys.AT_REMOVEDIR);
   }
 
-  rename(_ctx: RequestContext, parent: number, name: Buffer, newparent: number, newname: Buffer, flags: number): void {
+  rename(ctx: RequestContext, parent: number, name: Buffer, newparent: number, newname: Buffer, flags: number): void {
     if (this.options.readonly) throw erofs();
     const a = this.cname(name, this.nameA);
     const b = this.cname(newname, this.nameB);
@@ -503,7 +531,9 @@ export class PassthroughFs implements FileSystem {
     const npfd = this.dirFd(newparent);
     // Both fds are live: the LRU evicts only its tail, and both were just touched.
     if ((flags & sys.RENAME_EXCHANGE) === 0) this.holdVictim(npfd, b);
-    sys.renameat2(pfd, a, npfd, b, flags);
+    // RENAME_WHITEOUT creates an inode (the whiteout): it belongs to the caller.
+    if ((flags & sys.RENAME_WHITEOUT) !== 0) withFsCreds(ctx.uid, ctx.gid, () => sys.renameat2(pfd, a, npfd, b, flags));
+    else sys.renameat2(pfd, a, npfd, b, flags);
   }
 
   link(ctx: RequestContext, nodeid: number, newparent: number, newname: Buffer): Entry {
@@ -538,7 +568,7 @@ export class PassthroughFs implements FileSystem {
     if (inode.type === sys.S_IFDIR) throw new FsError(E.EISDIR);
     const fd = this.reopen(inode, this.hostOpenFlags(flags));
     this.store.addOpenFd(inode, fd);
-    return { fh: this.handles.add(new OpenHandle(fd, inode, null)), open_flags: this.openFlags };
+    return { fh: this.handles.add(new OpenHandle(fd, inode, null)), open_flags: this.fileOpenFlags(inode, fd) };
   }
 
   create(ctx: RequestContext, parent: number, name: Buffer, mode: number, flags: number, _umask: number): { entry: Entry; open: OpenReply } {
@@ -574,7 +604,7 @@ export class PassthroughFs implements FileSystem {
     }
     const entry = this.entryOf(inode);
     this.store.addOpenFd(inode, fd);
-    return { entry, open: { fh: this.handles.add(new OpenHandle(fd, inode, null)), open_flags: this.openFlags } };
+    return { entry, open: { fh: this.handles.add(new OpenHandle(fd, inode, null)), open_flags: this.fileOpenFlags(inode, fd) } };
   }
 
   read(_ctx: RequestContext, _nodeid: number, fh: number, offset: number, size: number, dest: Buffer): number {

@@ -11,7 +11,7 @@ import { PassthroughFs, type PassthroughOptions } from '../../../src/fs/passthro
 import type { DirEntry, Entry, RequestContext } from '../../../src/fuse/filesystem.ts';
 import {
   FATTR_ATIME, FATTR_ATIME_NOW, FATTR_FH, FATTR_GID, FATTR_MODE, FATTR_MTIME, FATTR_MTIME_NOW, FATTR_SIZE, FATTR_UID,
-  FOPEN_CACHE_DIR, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE,
+  FOPEN_CACHE_DIR, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_NOFLUSH,
   FUSE_DO_READDIRPLUS, FUSE_FLOCK_LOCKS, FUSE_POSIX_LOCKS, FUSE_WRITEBACK_CACHE, FUSE_MAX_PAGES, FUSE_HANDLE_KILLPRIV_V2,
   FUSE_PARALLEL_DIROPS, FUSE_AUTO_INVAL_DATA,
 } from '../../../src/fuse/abi.ts';
@@ -297,6 +297,14 @@ describe('names', () => {
     errnoIs(() => fs.rename(ROOT, 1, B('a'), a.nodeid, B('inside'), 0), E.EINVAL, 'a directory into itself');
     fs.rename(ROOT, b.nodeid, B('two'), b.nodeid, B('moved'), 0);
     assert.deepEqual(nfs.readdirSync(join(dir, 'b')), ['moved']);
+    // RENAME_WHITEOUT leaves a 0:0 character device owned by the caller.
+    nfs.chmodSync(join(dir, 'a'), 0o777);
+    nfs.chmodSync(join(dir, 'b'), 0o777);
+    fs.rename(USER, b.nodeid, B('moved'), a.nodeid, B('w'), 4);
+    const wo = nfs.lstatSync(join(dir, 'b', 'moved'));
+    assert.ok(wo.isCharacterDevice());
+    assert.equal(wo.rdev, 0);
+    assert.deepEqual([wo.uid, wo.gid], [1000, 1000]);
   });
 });
 
@@ -483,7 +491,8 @@ describe('options', () => {
       assert.equal(e.attr_valid, t, cache);
       assert.equal(fs.getattr(ROOT, e.nodeid, undefined).attr_valid, t);
       const o = fs.open(ROOT, e.nodeid, O_RDONLY);
-      assert.equal(o.open_flags, fileFlags, cache);
+      // tmpdir is a local file system (ext4 or tmpfs): no FLUSH round trips.
+      assert.equal(o.open_flags, fileFlags | FOPEN_NOFLUSH, cache);
       assert.equal(fs.opendir(ROOT, 1, O_RDONLY).open_flags, dirFlags, cache);
     }
   });
@@ -580,6 +589,10 @@ describe('options', () => {
     const { fh } = sysfs.opendir(ROOT, mm.nodeid, O_RDONLY);
     sysfs.readdir(ROOT, mm.nodeid, fh, 0, { add: (e) => (names.push(e.name.toString()), true) });
     assert.deepEqual(names.filter((n) => n !== '.' && n !== '..').sort(), nfs.readdirSync('/sys/kernel/mm').sort());
+    // Not a local disk file system: FLUSH is kept.
+    const ksz = sysfs.lookup(ROOT, 1, B('uevent_seqnum'));
+    const ko = sysfs.open(ROOT, ksz.nodeid, O_RDONLY);
+    assert.equal(ko.open_flags & FOPEN_NOFLUSH, 0);
   });
 
   test('destroy closes every fd the backend opened', () => {
