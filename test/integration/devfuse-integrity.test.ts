@@ -146,7 +146,7 @@ describe('data integrity through /dev/fuse', () => {
     assert.equal(lines[999], 'line 999');
   });
 
-  test('memory backend: random files and fio --verify (cache never: every read is served by the server)', async () => {
+  test('memory backend: random files (read back through the page cache and with O_DIRECT) and fio --verify', async () => {
     const files = [
       { name: 'm-odd', size: 3 * MiB + 4321, chunk: 65536 + 3 },
       { name: 'm-32MiB', size: 32 * MiB, chunk: MiB },
@@ -156,7 +156,10 @@ describe('data integrity through /dev/fuse', () => {
         const written = writeRandomFile(join(m.mountpoint, f.name), f.size, f.chunk);
         const back = sha256File(join(m.mountpoint, f.name), 128 * 1024 + 5);
         assert.equal(back.size, f.size, `${f.name}: size`);
-        assert.equal(back.sha, written, `${f.name}: sha256 read back from the memory fs`);
+        assert.equal(back.sha, written, `${f.name}: sha256 read back through the mount`);
+        // O_DIRECT bypasses the kernel's page cache: these bytes come from the server.
+        const direct = sh('sh', ['-c', 'dd if="$1" iflag=direct bs=1M status=none | sha256sum', 'sh', join(m.mountpoint, f.name)]);
+        assert.equal(direct.split(' ')[0], written, `${f.name}: sha256 read with O_DIRECT from the memory fs`);
       }
       const out = sh('fio', ['--name=mem-verify', `--directory=${m.mountpoint}`, '--rw=randwrite', '--bs=4k', '--size=16m', '--ioengine=psync', '--verify=crc32c', '--do_verify=1', '--verify_fatal=1', '--verify_state_save=0', '--output-format=json'], { cwd: base });
       const job = (JSON.parse(out.slice(out.indexOf('{'))) as { jobs: { error: number; read: { io_bytes: number } }[] }).jobs[0]!;
