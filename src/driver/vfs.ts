@@ -336,7 +336,12 @@ export class VirtioFs {
   }
 
   readlink(path: string): Promise<string> {
-    return this.op('readlink', path, async () => (await this.client.readlink(await this.walk(path, false))).toString());
+    return this.op('readlink', path, async () => {
+      const n = await this.walk(path, false);
+      // The kernel's VFS answers EINVAL for a non-symlink before asking the fs; so do we.
+      if (((await this.attrOf(n)).mode & S_IFMT) !== S_IFLNK) throw new DriverError('EINVAL', 'not a symbolic link', 'readlink');
+      return (await this.client.readlink(n)).toString();
+    });
   }
 
   async readdir(path: string, opts?: { withFileTypes?: false } | BufferEncoding): Promise<string[]>;
@@ -406,6 +411,7 @@ export class VirtioFs {
   unlink(path: string): Promise<void> {
     return this.op('unlink', path, async () => {
       const [parent, name] = await this.parentOf(path);
+      await this.lookupChild(parent, name); // ENOENT here, as the kernel's VFS would (some backends answer EIO)
       await this.client.unlink(parent, name);
       this.afterRemove(parent, name);
     });
@@ -414,6 +420,7 @@ export class VirtioFs {
   rmdir(path: string): Promise<void> {
     return this.op('rmdir', path, async () => {
       const [parent, name] = await this.parentOf(path);
+      await this.lookupChild(parent, name);
       await this.client.rmdir(parent, name);
       this.afterRemove(parent, name);
     });
@@ -455,8 +462,11 @@ export class VirtioFs {
     return this.op('rename', oldPath, async () => {
       const [op, on] = await this.parentOf(oldPath);
       const [np, nn] = await this.parentOf(newPath);
+      await this.lookupChild(op, on); // the source must exist (kernel VFS order)
       await this.client.rename(op, on, np, nn);
       const moved = this.dentries.get(`${op}\0${on}`);
+      const replaced = this.dentries.get(`${np}\0${nn}`);
+      if (replaced) this.invalidateAttr(replaced.nodeid); // its nlink dropped
       this.unlinkDentry(`${np}\0${nn}`);
       this.unlinkDentry(`${op}\0${on}`);
       if (moved) this.invalidateAttr(moved.nodeid);
@@ -478,6 +488,8 @@ export class VirtioFs {
     return this.op('link', newPath, async () => {
       const node = await this.walk(existing, false);
       const [parent, name] = await this.parentOf(newPath);
+      // linkat(2) checks the new name before the source's type (EEXIST before EPERM).
+      if (await this.lookupChild(parent, name).then(() => true, () => false)) throw new DriverError('EEXIST', 'file exists', 'link');
       const e = await this.client.link(node, parent, name);
       this.invalidateAttr(parent);
       this.remember(parent, name, e);
