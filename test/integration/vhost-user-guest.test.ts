@@ -4,7 +4,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runInGuest } from '../../src/guest/qemu.ts';
@@ -107,6 +107,35 @@ test('an 8 GiB guest (a 5 GiB region above 4 GiB, mapped as several views) reads
     assert.ok(r.output.includes(`${sha(data)}  d.bin`), r.output);
     assert.ok(r.output.includes(`${sha(readFileSync(join(share, 'g.bin')))}  g.bin`), r.output);
     assert.match(d.log(), /0x100000000\+0x140000000/, 'the 5 GiB high region was mapped');
+    assert.equal(await d.exited, 0);
+  } finally {
+    d.kill();
+  }
+});
+
+test('--readonly --cache always: the guest reads, every change fails with EROFS, the host tree is untouched', { timeout: 240_000 }, async () => {
+  const share = join(dir, 'ro');
+  mkdirSync(share);
+  writeFileSync(join(share, 'keep.txt'), 'read me\n');
+  const sock = join(dir, 'ro.sock');
+  const d = await startServe(['--socket-path', sock, '--shared-dir', share, '--readonly', '--cache', 'always'], sock);
+  try {
+    const r = await runInGuest({
+      socketPath: sock,
+      timeoutMs: 200_000,
+      command: [
+        'mkdir -p /tmp; cat keep.txt',
+        'for op in "touch new" "mkdir d" "rm keep.txt" "mv keep.txt x" "sh -c \'echo x >> keep.txt\'"; do',
+        '  if eval "$op" 2>/tmp/err; then echo "ALLOWED: $op"; else echo "refused: $op: $(cat /tmp/err)"; fi',
+        'done',
+      ].join('\n'),
+    });
+    assert.equal(r.exitCode, 0, `${r.output}\n--- daemon ---\n${d.log()}`);
+    assert.match(r.output, /read me/);
+    assert.doesNotMatch(r.output, /ALLOWED/, r.output);
+    assert.equal((r.output.match(/refused: .*Read-only file system/g) ?? []).length, 5, r.output);
+    assert.deepEqual(readdirSync(share), ['keep.txt']);
+    assert.equal(readFileSync(join(share, 'keep.txt'), 'utf8'), 'read me\n');
     assert.equal(await d.exited, 0);
   } finally {
     d.kill();
