@@ -209,6 +209,10 @@ export async function run(argv: string[]): Promise<number> {
     if (err instanceof VhostUserDeviceError) throw new CliError(err.message);
     throw err;
   }
+  if (values['thread-pool-size'] !== undefined && Number(values['thread-pool-size']) > 0) {
+    // Measured: one data-plane thread beats C virtiofsd's pool on every guest fio row here.
+    say('info', `--thread-pool-size ${values['thread-pool-size']}: requests are served on the queue thread (a pool is not needed)`);
+  }
   say('info', `waiting for a frontend on ${socketPath ?? `fd ${listenFd}`} (${kind}, cache=${cache}${backend.readonly ? ', readonly' : ''})`);
   const onSignal = (sig: NodeJS.Signals) => {
     say('info', `${sig}: stopping`);
