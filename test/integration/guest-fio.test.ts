@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { runInGuest } from '../../src/guest/qemu.ts';
 import { startCVirtiofsd, type CVirtiofsd } from '../../src/guest/virtiofsd.ts';
 
-describe('guest fio --verify over virtio-fs (C virtiofsd)', { timeout: 240_000 }, () => {
+describe('guest fio --verify over virtio-fs (C virtiofsd)', { timeout: 600_000 }, () => {
   let work: string;
   let daemon: CVirtiofsd | undefined;
   before(() => {

@@ -22,7 +22,7 @@ function sections(output: string): Map<string, string> {
   return out;
 }
 
-describe('guest harness against the C virtiofsd', { timeout: 240_000 }, () => {
+describe('guest harness against the C virtiofsd', { timeout: 600_000 }, () => {
   let work: string;
   let share: string;
   const daemons: CVirtiofsd[] = [];

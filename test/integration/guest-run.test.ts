@@ -16,7 +16,7 @@ import { ensureDefaultRootfs } from '../../src/guest/rootfs.ts';
 
 const CLI = fileURLToPath(new URL('../../bin/virtiofs-ts.js', import.meta.url));
 
-function cli(args: string[], env: Record<string, string> = {}, timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function cli(args: string[], env: Record<string, string> = {}, timeoutMs = 300_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let stdout = '';
@@ -32,7 +32,7 @@ function cli(args: string[], env: Record<string, string> = {}, timeoutMs = 120_0
   });
 }
 
-describe('virtiofs-ts run', { timeout: 300_000 }, () => {
+describe('virtiofs-ts run', { timeout: 900_000 }, () => {
   let work: string;
   const cleanup: string[] = [];
   before(() => {
@@ -96,6 +96,21 @@ describe('virtiofs-ts run', { timeout: 300_000 }, () => {
     const lines = r.out.replace(/\r/g, '').split('\n');
     assert.ok(lines.includes('/dev/ttyS0'), r.out);
     assert.ok(lines.includes('33 99'), r.out);
+  });
+
+  test('a reader that goes away (run ... | head) stops the VM: exit 141, nothing left running', async () => {
+    const child = spawn(process.execPath, [CLI, 'run', '--', 'sh', '-c', 'while :; do echo line; done'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.stdout.once('data', () => child.stdout.destroy());
+    const code = await new Promise<number | null>((resolve) => {
+      const t = setTimeout(() => child.kill('SIGKILL'), 300_000);
+      child.on('close', (c) => {
+        clearTimeout(t);
+        resolve(c);
+      });
+    });
+    assert.equal(code, 141, stderr);
   });
 
   test('bad options and missing host pieces are refused with what to do, before anything boots', async () => {

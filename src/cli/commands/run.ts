@@ -161,6 +161,13 @@ export async function run(argv: string[]): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // A reader that goes away (`run ... | head`) is SIGPIPE for a shell command: stop the VM, exit 141.
+  let outputGone = false;
+  const onStdoutError = () => {
+    outputGone = true;
+    abort.abort();
+  };
+  process.stdout.on('error', onStdoutError);
   try {
     d = await startDaemon(daemon, rootDir, cache, !!values.readonly, join(work, 'vhost-user.sock'), !!values.verbose);
     if (values.verbose) say(`serving ${rootDir} with ${daemon === 'ours' ? 'our vhost-user backend' : "QEMU's C virtiofsd"} (cache ${cache}); booting`);
@@ -173,7 +180,9 @@ export async function run(argv: string[]): Promise<number> {
       timeoutMs,
       interactive,
       progress,
-      onOutput: (b) => process.stdout.write(b),
+      onOutput: (b) => {
+        if (!outputGone) process.stdout.write(b);
+      },
       collectOutput: false,
       signal: abort.signal,
     });
@@ -181,12 +190,14 @@ export async function run(argv: string[]): Promise<number> {
     return result.exitCode;
   } catch (e) {
     if (signalled) return signalled === 'SIGINT' ? 130 : 143;
+    if (outputGone) return 141;
     if (e instanceof GuestSetupError) throw new CliError(e.message);
     if (e instanceof GuestError) throw new CliError(d ? `${e.message}${d.log() ? `\n--- daemon log tail ---\n${d.log().trimEnd().split('\n').slice(-10).join('\n')}` : ''}` : e.message);
     throw e;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.stdout.off('error', onStdoutError);
     await d?.stop();
     rmSync(work, { recursive: true, force: true });
   }
