@@ -20,6 +20,15 @@ import {
   FSTYPE,
 } from '../support/mount-helpers.ts';
 
+/** Polls `cond` (the machine may be loaded: no fixed sleeps). */
+async function until(cond: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 /** One line of stderr, no stack frames: the CLI's promise for every failure. */
 function assertOneLine(stderr: string, pattern: RegExp): void {
   const lines = stderr.split('\n').filter((l) => l.trim() !== '');
@@ -90,10 +99,9 @@ describe('virtiofs-ts mount: lifecycle', () => {
     const holder = spawn('sh', ['-c', 'read line; cat f'], { cwd: m.mountpoint, stdio: ['pipe', 'pipe', 'pipe'] });
     let held = '';
     holder.stdout.setEncoding('utf8').on('data', (d: string) => (held += d));
-    await new Promise((r) => setTimeout(r, 200));
     m.child.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 500));
-    assert.equal(isMounted(m.mountpoint), false, 'detached from the namespace');
+    await until(() => !isMounted(m.mountpoint), 'the busy mount to be detached from the namespace');
+    await new Promise((r) => setTimeout(r, 300));
     assert.equal(m.child.exitCode, null, 'still serving the busy mount');
     holder.stdin.end('go\n');
     await new Promise((r) => holder.on('exit', r));
@@ -111,9 +119,8 @@ describe('virtiofs-ts mount: lifecycle', () => {
     let held = '';
     holder.stdout.setEncoding('utf8').on('data', (d: string) => (held += d));
     holder.stderr.setEncoding('utf8').on('data', (d: string) => (held += d));
-    await new Promise((r) => setTimeout(r, 200));
     m.child.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 500));
+    await until(() => !isMounted(m.mountpoint), 'the busy mount to be detached after the first signal');
     assert.equal(m.child.exitCode, null, 'still serving the busy mount after one signal');
     m.child.kill('SIGTERM');
     assert.equal(await m.waitExit(), 1, m.output());

@@ -26,7 +26,7 @@ export interface MountOursOptions {
   mountpoint?: string;
   /** More CLI arguments, appended after the options above. */
   extraArgs?: string[];
-  /** How long to wait for the mount to answer (default 20 s). */
+  /** How long to wait for the mount to answer (default 45 s: start-up is CPU bound and the suite loads 2 cores). */
   timeoutMs?: number;
 }
 
@@ -140,7 +140,7 @@ export async function mountOurs(opts: MountOursOptions): Promise<OurMount> {
   (child.stdout as unknown as { unref?: () => void }).unref?.();
   (child.stderr as unknown as { unref?: () => void }).unref?.();
 
-  const timeoutMs = opts.timeoutMs ?? 20_000;
+  const timeoutMs = opts.timeoutMs ?? 45_000;
   const deadline = Date.now() + timeoutMs;
   const fail = async (why: string): Promise<never> => {
     child.kill('SIGKILL');
@@ -181,7 +181,7 @@ export async function mountOurs(opts: MountOursOptions): Promise<OurMount> {
       let timer: NodeJS.Timeout | undefined;
       const timedOut = await Promise.race([
         exited.then(() => false),
-        new Promise<boolean>((r) => (timer = setTimeout(() => r(true), 15_000))),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(true), 30_000))),
       ]);
       clearTimeout(timer);
       const stillMounted = isMounted(mountpoint);
@@ -195,7 +195,7 @@ export async function mountOurs(opts: MountOursOptions): Promise<OurMount> {
           /* not empty or gone: leave it */
         }
       }
-      if (timedOut) throw new Error(`server did not exit within 15 s of SIGTERM\n${out}`);
+      if (timedOut) throw new Error(`server did not exit within 30 s of SIGTERM\n${out}`);
       if (exitCode !== 0) throw new Error(`server exited with code ${exitCode} signal ${exitSignal} after SIGTERM\n${out}`);
       if (stillMounted) throw new Error(`server exited 0 but ${mountpoint} is still mounted`);
     },
