@@ -32,7 +32,7 @@ for (const cache of ['auto', 'never', 'always'] as const) {
       const deadline = Date.now() + budgetMs;
       const seen = new Set<string>();
       let ops = 0;
-      for (let seed = 1; Date.now() < deadline; seed++) {
+      for (let seed = 1; seed <= 3 || Date.now() < deadline; seed++) {
         // One fresh subdirectory per seed on each side: no remount per run.
         const name = `seed${seed}`;
         mkdirSync(join(native, name), 0o755);
@@ -40,7 +40,7 @@ for (const cache of ['auto', 'never', 'always'] as const) {
         const a = hostAdapter(join(native, name));
         const b = hostAdapter(join(mount.mountpoint, name));
         const list = generateOps(seed, 300);
-        const res = runDifferential([a, b], list, { deadline });
+        const res = runDifferential([a, b], list, { deadline: seed <= 3 ? undefined : deadline });
         if (res.mismatches.length) {
           const upto = list.slice(0, res.applied);
           assert.fail(
@@ -53,7 +53,6 @@ for (const cache of ['auto', 'never', 'always'] as const) {
         ops += res.applied;
       }
       for (const e of ['ENOENT', 'EEXIST', 'ENOTDIR', 'EISDIR']) assert.ok(seen.has(e), `no op ended in ${e} in ${ops} ops`);
-      assert.ok(ops >= 300, `only ${ops} ops ran`);
       console.log(`# --cache ${cache}: ${ops} ops through the mount agreed with native`);
     } finally {
       process.umask(saved);
@@ -77,7 +76,7 @@ test('as uid 1000 through /dev/fuse: permission errors agree with a native direc
     const deadline = Date.now() + budgetMs;
     const seen = new Set<string>();
     let ops = 0;
-    for (let seed = 1000; Date.now() < deadline; seed++) {
+    for (let seed = 1000; seed < 1003 || Date.now() < deadline; seed++) {
       // Like /tmp: root-owned, sticky, world-writable, with root-owned things inside.
       const roots = [join(native, `u${seed}`), join(mount.mountpoint, `u${seed}`)];
       for (const r of roots) {
@@ -89,7 +88,7 @@ test('as uid 1000 through /dev/fuse: permission errors agree with a native direc
       }
       const [a, b] = roots.map((r) => hostAdapter(r)) as [ReturnType<typeof hostAdapter>, ReturnType<typeof hostAdapter>];
       const list = generateOps(seed, 300, { chown: true, xattrNames: ['user.a', 'user.b'] });
-      const res = asHostUser(1000, 1000, () => runDifferential([a, b], list, { deadline, compareFinal: false }));
+      const res = asHostUser(1000, 1000, () => runDifferential([a, b], list, { deadline: seed < 1003 ? undefined : deadline, compareFinal: false }));
       if (!res.mismatches.length) res.mismatches.push(...compareTrees([a, b]));
       if (res.mismatches.length) {
         const upto = list.slice(0, res.applied);

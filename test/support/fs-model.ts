@@ -182,20 +182,38 @@ function hostOpen(path: string, flags: number, mode = 0o644): number {
   return fd;
 }
 
-export function hostAdapter(root: string): FsAdapter {
+export interface HostAdapterOptions {
+  /**
+   * The umask creations run under (default 0o022), set around each creating
+   * call: a backend in the same thread may have changed the thread's own
+   * (passthrough sets 0 on its data-plane thread).
+   */
+  umask?: number;
+}
+
+export function hostAdapter(root: string, options: HostAdapterOptions = {}): FsAdapter {
   const p = (path: string) => join(root, path);
+  const mask = options.umask ?? 0o022;
+  const masked = <T>(fn: () => T): T => {
+    const old = process.umask(mask);
+    try {
+      return fn();
+    } finally {
+      process.umask(old);
+    }
+  };
   return {
     name: `host:${root}`,
-    mkdir: (path, mode) => mkdirSync(p(path), { mode }),
+    mkdir: (path, mode) => masked(() => mkdirSync(p(path), { mode })),
     rmdir: (path) => rmdirSync(p(path)),
     unlink: (path) => unlinkSync(p(path)),
-    mkfifo: (path, mode) => void check(mkfifoC(p(path), mode)),
+    mkfifo: (path, mode) => masked(() => void check(mkfifoC(p(path), mode))),
     write(path, offset, data, opts) {
       let flags = fsc.O_WRONLY | fsc.O_CREAT;
       if (opts.append) flags |= fsc.O_APPEND;
       if (opts.truncate) flags |= fsc.O_TRUNC;
       if (opts.exclusive) flags |= fsc.O_EXCL;
-      const fd = hostOpen(p(path), flags);
+      const fd = masked(() => hostOpen(p(path), flags));
       try {
         return writeSync(fd, data, 0, data.length, opts.append ? null : offset);
       } finally {
@@ -288,7 +306,10 @@ function splitNames(list: Buffer): string[] {
 export interface FileSystemAdapterOptions {
   name?: string;
   ctx?: RequestContext;
-  /** Applied to create/mkdir/mknod modes (the kernel sends the caller's umask). Default 0o022. */
+  /**
+   * The caller's umask, applied as the kernel does without FUSE_DONT_MASK: the
+   * mode sent is already masked, and the umask travels along. Default 0o022.
+   */
   umask?: number;
   /** Entries per readdir call: small, to exercise cookies. Default 5. */
   readdirBatch?: number;
@@ -339,6 +360,16 @@ export function fileSystemAdapter(fs: FileSystem, options: FileSystemAdapterOpti
     }
     return cur;
   }
+  /** filename_create(): the kernel looks the new name up and answers EEXIST itself before asking the backend. */
+  function mustNotExist(parent: number, name: Buffer): void {
+    try {
+      lookup(parent, name.toString());
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return;
+      throw err;
+    }
+    fail('EEXIST');
+  }
   function resolveParent(path: string): { parent: number; name: Buffer } {
     const i = path.lastIndexOf('/');
     const dir = i < 0 ? { nodeid: ROOT_ID, mode: fsc.S_IFDIR } : resolve(path.slice(0, i), true);
@@ -348,10 +379,21 @@ export function fileSystemAdapter(fs: FileSystem, options: FileSystemAdapterOpti
     fs.access?.(ctx, dir.nodeid, 1);
     return { parent: dir.nodeid, name: Buffer.from(path.slice(i + 1)) };
   }
-  /** The final node for I/O: ELOOP on symlinks, as O_NOFOLLOW. */
-  function ioNode(path: string): number {
+  /**
+   * FIFOs, sockets and devices are opened by the kernel itself, never by the
+   * backend: the permission check (may_open) and then the adapter's ENXIO.
+   */
+  function special(nodeid: number, mode: number, mask: number): void {
+    const type = mode & S_IFMT;
+    if (type === fsc.S_IFREG || type === fsc.S_IFDIR || type === fsc.S_IFLNK) return;
+    fs.access?.(ctx, nodeid, mask);
+    fail('ENXIO');
+  }
+  /** The final node for I/O: ELOOP on symlinks, as O_NOFOLLOW. `mask`: R_OK/W_OK the open needs. */
+  function ioNode(path: string, mask: number): number {
     const n = resolve(path, false);
     if ((n.mode & S_IFMT) === fsc.S_IFLNK) fail('ELOOP');
+    special(n.nodeid, n.mode, mask);
     return n.nodeid;
   }
   function withOpen<T>(nodeid: number, flags: number, fn: (fh: number) => T): T {
@@ -377,7 +419,8 @@ export function fileSystemAdapter(fs: FileSystem, options: FileSystemAdapterOpti
     name: options.name ?? 'filesystem',
     mkdir: op((path: string, mode: number) => {
       const { parent, name } = resolveParent(path);
-      held.push(need(fs.mkdir, 'mkdir').call(fs, ctx, parent, name, mode, umask).nodeid);
+      mustNotExist(parent, name);
+      held.push(need(fs.mkdir, 'mkdir').call(fs, ctx, parent, name, mode & ~umask, umask).nodeid);
     }),
     rmdir: op((path: string) => {
       const { parent, name } = resolveParent(path);
@@ -389,7 +432,8 @@ export function fileSystemAdapter(fs: FileSystem, options: FileSystemAdapterOpti
     }),
     mkfifo: op((path: string, mode: number) => {
       const { parent, name } = resolveParent(path);
-      held.push(need(fs.mknod, 'mknod').call(fs, ctx, parent, name, fsc.S_IFIFO | mode, 0, umask).nodeid);
+      mustNotExist(parent, name);
+      held.push(need(fs.mknod, 'mknod').call(fs, ctx, parent, name, fsc.S_IFIFO | (mode & ~umask), 0, umask).nodeid);
     }),
     write: op((path: string, offset: number, data: Buffer, opts: WriteOpts) => {
       const { parent, name } = resolveParent(path);
@@ -411,10 +455,11 @@ export function fileSystemAdapter(fs: FileSystem, options: FileSystemAdapterOpti
         const type = existing.mode & S_IFMT;
         if (type === fsc.S_IFLNK) fail('ELOOP');
         if (type === fsc.S_IFDIR) fail('EISDIR');
+        special(existing.nodeid, existing.mode, 2);
         nodeid = existing.nodeid;
         fh = need(fs.open, 'open').call(fs, ctx, nodeid, flags).fh;
       } else {
-        const r = need(fs.create, 'create').call(fs, ctx, parent, name, 0o644, flags | fsc.O_CREAT | (opts.exclusive ? fsc.O_EXCL : 0), umask);
+        const r = need(fs.create, 'create').call(fs, ctx, parent, name, 0o644 & ~umask, flags | fsc.O_CREAT | (opts.exclusive ? fsc.O_EXCL : 0), umask);
         held.push(r.entry.nodeid);
         nodeid = r.entry.nodeid;
         fh = r.open.fh;
@@ -429,7 +474,7 @@ export function fileSystemAdapter(fs: FileSystem, options: FileSystemAdapterOpti
       }
     }),
     read: op((path: string, offset: number, length: number) => {
-      const nodeid = ioNode(path);
+      const nodeid = ioNode(path, 4);
       return withOpen(nodeid, fsc.O_RDONLY, (fh) => {
         const buf = Buffer.alloc(length);
         const n = need(fs.read, 'read').call(fs, ctx, nodeid, fh, offset, length, buf);
@@ -437,13 +482,13 @@ export function fileSystemAdapter(fs: FileSystem, options: FileSystemAdapterOpti
       });
     }),
     truncate: op((path: string, size: number) => {
-      const nodeid = ioNode(path);
+      const nodeid = ioNode(path, 2);
       withOpen(nodeid, fsc.O_WRONLY, (fh) => {
         need(fs.setattr, 'setattr').call(fs, ctx, nodeid, { valid: (1 << 3) | (1 << 6), size, fh });
       });
     }),
     fallocate: op((path: string, offset: number, length: number, mode: number) => {
-      const nodeid = ioNode(path);
+      const nodeid = ioNode(path, 2);
       withOpen(nodeid, fsc.O_WRONLY, (fh) => need(fs.fallocate, 'fallocate').call(fs, ctx, nodeid, fh, offset, length, mode));
     }),
     rename: op((from: string, to: string, flags: number) => {
@@ -454,10 +499,12 @@ export function fileSystemAdapter(fs: FileSystem, options: FileSystemAdapterOpti
     link: op((existing: string, newPath: string) => {
       const src = resolve(existing, false);
       const { parent, name } = resolveParent(newPath);
+      mustNotExist(parent, name);
       held.push(need(fs.link, 'link').call(fs, ctx, src.nodeid, parent, name).nodeid);
     }),
     symlink: op((target: string, path: string) => {
       const { parent, name } = resolveParent(path);
+      mustNotExist(parent, name);
       held.push(need(fs.symlink, 'symlink').call(fs, ctx, parent, name, Buffer.from(target)).nodeid);
     }),
     readlink: op((path: string) => need(fs.readlink, 'readlink').call(fs, ctx, resolve(path, false).nodeid).toString()),
@@ -519,6 +566,7 @@ export function fileSystemAdapter(fs: FileSystem, options: FileSystemAdapterOpti
         fs.releasedir?.(ctx, n.nodeid, d.fh);
         fail('EISDIR');
       }
+      special(n.nodeid, n.mode, 4);
       return withOpen(n.nodeid, fsc.O_RDONLY, (fh) => need(fs.lseek, 'lseek').call(fs, ctx, n.nodeid, fh, offset, whence));
     }),
     setxattr: op((path: string, name: string, value: Buffer, flags: number) => {

@@ -46,10 +46,12 @@ test('random op sequences: MemoryFs agrees with the host file system', () => {
   const seen = new Map<string, number>();
   let seeds = 0;
   let ops = 0;
-  for (let seed = 1; Date.now() < deadline; seed++) {
+  // A fixed minimum of whole seeds (so a loaded machine still covers the same
+  // ground and the errno check below is deterministic), then more until the budget ends.
+  for (let seed = 1; seed <= 4 || Date.now() < deadline; seed++) {
     const { dir, mem, host, memory } = pair(seed);
     const list = generateOps(seed, 400);
-    const res = runDifferential([host, memory], list, { deadline });
+    const res = runDifferential([host, memory], list, { deadline: seed <= 4 ? undefined : deadline });
     if (res.mismatches.length) {
       const upto = list.slice(0, res.applied);
       assert.fail(
@@ -70,7 +72,6 @@ test('random op sequences: MemoryFs agrees with the host file system', () => {
   for (const e of ['ENOENT', 'EEXIST', 'ENOTDIR', 'EISDIR', 'ENOTEMPTY', 'ELOOP', 'ENODATA']) {
     assert.ok(seen.has(e), `no op ended in ${e} in ${ops} ops over ${seeds} seeds (saw ${[...seen.keys()].join(' ')})`);
   }
-  assert.ok(ops >= 1000, `only ${ops} ops ran in ${budgetMs} ms`);
   console.log(`# ${ops} ops over ${seeds} seeds agreed; errnos seen: ${[...seen].map(([k, v]) => `${k}=${v}`).join(' ')}`);
 });
 
@@ -99,7 +100,7 @@ test('as a non-root user: permission errors (EACCES, EPERM) match the kernel', (
   chmodSync(base, 0o711); // the user must be able to reach the seed directories
   const seen = new Map<string, number>();
   let ops = 0;
-  for (let seed = 1000; Date.now() < deadline; seed++) {
+  for (let seed = 1000; seed < 1004 || Date.now() < deadline; seed++) {
     // A root-owned sticky world-writable root (like /tmp) holding root-owned
     // things the user may look at but not change.
     const dir = mkdtempSync(join(base, `user${seed}-`));
@@ -115,7 +116,9 @@ test('as a non-root user: permission errors (EACCES, EPERM) match the kernel', (
     const memory = fileSystemAdapter(mem, { name: 'memory', ctx: user });
     const host = hostAdapter(dir);
     const list = generateOps(seed, 300, { chown: true, xattrNames: ['user.a', 'user.b'] });
-    const res = asHostUser(user.uid, user.gid, () => runDifferential([host, memory], list, { deadline, compareFinal: false }));
+    const res = asHostUser(user.uid, user.gid, () =>
+      runDifferential([host, memory], list, { deadline: seed < 1004 ? undefined : deadline, compareFinal: false }),
+    );
     // The final trees are compared as root: the user may have locked itself out of parts.
     if (!res.mismatches.length) res.mismatches.push(...compareTrees([host, fileSystemAdapter(mem, { name: 'memory' })]));
     if (res.mismatches.length) {
