@@ -18,6 +18,7 @@ import {
   XATTR_REPLACE,
 } from '../../../src/fs/memory/memory-fs.ts';
 import { ChunkStore, CHUNK_SIZE } from '../../../src/fs/memory/chunk-store.ts';
+import { FUSE_ATOMIC_O_TRUNC, FUSE_CACHE_SYMLINKS, FUSE_HANDLE_KILLPRIV_V2 } from '../../../src/fuse/abi.ts';
 import type { DirEntry, Entry, RequestContext } from '../../../src/fuse/filesystem.ts';
 
 const E = osc.errno;
@@ -133,6 +134,30 @@ describe('MemoryFs basics', () => {
     const utf = B('héllo wörld ✓');
     mkfile(fs, 1, utf.toString());
     assert.ok(fs.lookup(ROOT, 1, utf).nodeid > 1);
+  });
+});
+
+describe('init, fsyncdir', () => {
+  test('init asks for what the backend handles, only among what the client offers', () => {
+    const all = (1n << 64n) - 1n;
+    const info = (capable: bigint) => ({ major: 7, minor: 38, capable, max_readahead: 131072, want: 1n });
+    const auto = new MemoryFs().init(info(all));
+    assert.equal(auto & FUSE_HANDLE_KILLPRIV_V2, FUSE_HANDLE_KILLPRIV_V2);
+    assert.equal(auto & FUSE_ATOMIC_O_TRUNC, FUSE_ATOMIC_O_TRUNC);
+    assert.equal(auto & FUSE_CACHE_SYMLINKS, 0n, 'symlink caching only with cache=always');
+    assert.equal(auto & 1n, 1n, "the server's want is kept");
+    assert.equal(new MemoryFs({ cache: 'always' }).init(info(all)) & FUSE_CACHE_SYMLINKS, FUSE_CACHE_SYMLINKS);
+    assert.equal(new MemoryFs().init(info(1n)), 1n, 'nothing the client did not offer');
+  });
+
+  test('fsyncdir needs an open directory handle', () => {
+    const fs = new MemoryFs();
+    const { fh } = fs.opendir(ROOT, 1, O_RDONLY);
+    fs.fsyncdir(ROOT, 1, fh, true);
+    errno(() => fs.fsyncdir(ROOT, 1, fh + 100, false), E.EBADF);
+    const f = mkfile(fs, 1, 'f');
+    errno(() => fs.fsyncdir(ROOT, 1, f.fh, false), E.EBADF);
+    errno(() => fs.fsync(ROOT, 1, fh, false), E.EBADF);
   });
 });
 
