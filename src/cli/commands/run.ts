@@ -169,7 +169,12 @@ export async function run(argv: string[]): Promise<number> {
   };
   process.stdout.on('error', onStdoutError);
   try {
-    d = await startDaemon(daemon, rootDir, cache, !!values.readonly, join(work, 'vhost-user.sock'), !!values.verbose);
+    try {
+      d = await startDaemon(daemon, rootDir, cache, !!values.readonly, join(work, 'vhost-user.sock'), !!values.verbose);
+    } catch (e) {
+      if (e instanceof CliError || e instanceof GuestSetupError) throw e;
+      throw new CliError(`cannot start ${daemon === 'ours' ? 'our vhost-user backend' : "QEMU's C virtiofsd"} on ${rootDir}: ${(e as Error).message}`);
+    }
     if (values.verbose) say(`serving ${rootDir} with ${daemon === 'ours' ? 'our vhost-user backend' : "QEMU's C virtiofsd"} (cache ${cache}); booting`);
     const result = await runInGuestRoot({
       socketPath: d.socketPath,
