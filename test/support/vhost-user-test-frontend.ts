@@ -49,7 +49,7 @@ export class TestFrontend {
   }
 
   /** Read one reply; throws on timeout or EOF. */
-  recv(timeoutMs = 5000): { request: number; flags: number; payload: Buffer } {
+  recv(timeoutMs = 30_000): { request: number; flags: number; payload: Buffer } {
     const head = this.readExactly(12, timeoutMs);
     const size = head.readUInt32LE(8);
     const payload = size > 0 ? this.readExactly(size, timeoutMs) : Buffer.alloc(0);
