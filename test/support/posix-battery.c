@@ -1023,6 +1023,33 @@ static void c_readdir_big(const char *N) {
   listing_free(&want);
 }
 
+/* A directory removed while open: listing it is empty, creating in it fails. */
+static void c_readdir_removed(const char *N) {
+  TRY(mkdirs("rdr"), "mkdir");
+  TRY(mkdirs("rdr/gone"), "mkdir_gone");
+  int dfd = open("rdr/gone", O_RDONLY | O_DIRECTORY);
+  if (dfd < 0) FAIL("open");
+  TRY(rmdir("rdr/gone"), "rmdir");
+  char buf[4096];
+  long r = syscall(SYS_getdents64, dfd, buf, sizeof buf);
+  int e_list = r < 0 ? errno : 0;
+  int real = 0;
+  for (long off = 0; off < r;) {
+    struct dirent64 *de = (void *)(buf + off);
+    off += de->d_reclen;
+    if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) real++;
+  }
+  int fd = openat(dfd, "new", O_WRONLY | O_CREAT, 0644);
+  int e_create = fd < 0 ? errno : 0;
+  if (fd >= 0) close(fd);
+  int e_mkdir = mkdirat(dfd, "sub", 0755) < 0 ? errno : 0;
+  struct stat st;
+  TRY(fstat(dfd, &st), "fstat");
+  close(dfd);
+  emit(N, "ok getdents=%s entries=%d create_inside=%s mkdir_inside=%s nlink=%lu", e_list ? ename(e_list) : "ok", real,
+       e_create ? ename(e_create) : "ok", e_mkdir ? ename(e_mkdir) : "ok", (unsigned long)st.st_nlink);
+}
+
 /* telldir/seekdir: resume a listing from a remembered position. */
 static void c_readdir_seek(const char *N) {
   TRY(mkdirs("rdk"), "mkdir");
@@ -1199,18 +1226,22 @@ static void c_umask(const char *N) {
   int e2 = mkdir("um/d", 0777) < 0 ? errno : 0;
   int e3 = mkfifo("um/p", 0666) < 0 ? errno : 0;
   int e4 = symlink("f", "um/l") < 0 ? errno : 0;
+  umask(0);
+  /* mkdir(2) keeps only the permission and sticky bits of its mode argument. */
+  int e5 = mkdir("um/all", 07777) < 0 ? errno : 0;
   umask(old);
-  if (e1 || e2 || e3 || e4) {
-    errno = e1 ? e1 : e2 ? e2 : e3 ? e3 : e4;
+  if (e1 || e2 || e3 || e4 || e5) {
+    errno = e1 ? e1 : e2 ? e2 : e3 ? e3 : e4 ? e4 : e5;
     FAIL("create");
   }
-  struct stat f, d, p, l;
+  struct stat f, d, p, l, a;
+  TRY(stat("um/all", &a), "stat_all");
   TRY(stat("um/f", &f), "stat_f");
   TRY(stat("um/d", &d), "stat_d");
   TRY(lstat("um/p", &p), "stat_p");
   TRY(lstat("um/l", &l), "stat_l");
-  emit(N, "ok file=%04o dir=%04o fifo=%04o symlink=%04o", f.st_mode & 07777, d.st_mode & 07777, p.st_mode & 07777,
-       l.st_mode & 07777);
+  emit(N, "ok file=%04o dir=%04o fifo=%04o symlink=%04o mkdir_07777=%04o", f.st_mode & 07777, d.st_mode & 07777,
+       p.st_mode & 07777, l.st_mode & 07777, a.st_mode & 07777);
 }
 
 /* BSD group semantics: a set-group-ID directory hands its group (and, to
@@ -2082,6 +2113,7 @@ static const struct check checks[] = {
     {"readdir.small", c_readdir_small, 0},
     {"readdir.big", c_readdir_big, 0},
     {"readdir.seek", c_readdir_seek, 0},
+    {"readdir.removed_dir", c_readdir_removed, 0},
     {"readdir.concurrent_unlink", c_readdir_concurrent_unlink, 0},
     {"cache.drop_and_revisit", c_drop_caches, 0},
     {"attr.chmod", c_chmod, 0},
