@@ -860,8 +860,7 @@ export class MemoryFs implements FileSystem {
     this.mutable();
     if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) throw einval();
     if (flags & RENAME_NOREPLACE && flags & RENAME_EXCHANGE) throw einval();
-    // Whiteouts are for overlayfs upper layers; we have no whiteout nodes.
-    if (flags & RENAME_WHITEOUT) throw einval();
+    if (flags & RENAME_WHITEOUT && flags & RENAME_EXCHANGE) throw einval();
     const sp = this.dirNode(parent);
     const tp = this.dirNode(newparent);
     const skey = nameKey(name);
@@ -899,6 +898,10 @@ export class MemoryFs implements FileSystem {
       if (exchange && tgt?.dir) this.checkPerm(ctx, tgt, W_OK);
     }
     if (!exchange && tgt?.dir && tgt.dir.entries.size > 0) throw enotempty();
+    // RENAME_WHITEOUT (overlayfs upper layers): the source name is left
+    // holding a 0:0 character device owned by the caller, as ext4 does.
+    // Made before anything moves, so ENOSPC leaves the tree as it was.
+    const whiteout = flags & RENAME_WHITEOUT ? this.newNode(ctx, sp, S_IFCHR, 0) : undefined;
 
     if (exchange) {
       const t = tgt!;
@@ -921,6 +924,7 @@ export class MemoryFs implements FileSystem {
       if (te) this.dropEntry(tp, te);
       this.removeEntry(sp, se);
       this.addEntry(tp, tkey, newname, src);
+      if (whiteout) this.addEntry(sp, skey, name, whiteout);
       if (src.dir && sp !== tp) {
         src.dir.parent = tp;
         sp.nlink--;

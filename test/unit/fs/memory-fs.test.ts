@@ -599,7 +599,7 @@ describe('rename', () => {
     fs.readdir(ROOT, d, fh, 0, { add: (x) => (ents.push(x), true) });
     assert.equal(ents[1]!.ino, e, "'..' is the new parent");
     errno(() => fs.rename(ROOT, 1, B('d'), 1, B('g'), RENAME_EXCHANGE | RENAME_NOREPLACE), E.EINVAL);
-    errno(() => fs.rename(ROOT, 1, B('d'), 1, B('g'), RENAME_WHITEOUT), E.EINVAL);
+    errno(() => fs.rename(ROOT, 1, B('d'), 1, B('g'), RENAME_WHITEOUT | RENAME_EXCHANGE), E.EINVAL);
     errno(() => fs.rename(ROOT, 1, B('d'), 1, B('g'), 0x100), E.EINVAL);
   });
 
