@@ -160,6 +160,7 @@ export class VirtioFsTransport implements FuseTransport {
         w.reject(new DriverError('ETIMEDOUT', `virtio-fs request got no reply within ${w.timeoutMs} ms`));
       }, w.timeoutMs);
     }
+    if (this.inFlight === 0) this.frontend.hold(true);
     this.pending[w.q]!.set(head, p);
     this.toPublish.add(w.q);
     if (!this.publishScheduled) {
@@ -199,6 +200,7 @@ export class VirtioFsTransport implements FuseTransport {
             }
           }
           this.arena.free(p.block, p.blockLen);
+          if (this.inFlight === 0) this.frontend.hold(false);
         });
       } while (queue.armInterrupt(fe.memory));
     } catch (err) {

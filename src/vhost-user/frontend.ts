@@ -13,7 +13,8 @@ import { constants } from 'node:os';
 import { closeFd, eventfdCreate, eventfdDrain, eventfdSignal } from '../sys/eventfd.ts';
 import { mapFd, memfdCreate, unmap, type Mapping } from '../sys/mmap.ts';
 import { Window } from '../sys/window.ts';
-import { closeSocket, connectUnix, setNonBlocking, socketPair, UnixChannel, watchReadable, type FdWatch } from '../sys/unix-socket.ts';
+import { closeSocket, connectUnix, setNonBlocking, socketPair, UnixChannel } from '../sys/unix-socket.ts';
+import { watchFd, type RefWatch } from '../sys/fd-watch.ts';
 import { GuestMemory } from '../virtio/memory.ts';
 import { DriverQueue, layoutRing } from '../virtio/driver-queue.ts';
 import { VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX } from '../virtio/ring.ts';
@@ -87,15 +88,17 @@ export class VhostUserFrontend {
   negotiated: Negotiated = { features: 0n, protocolFeatures: 0n, eventIdx: false, shmem: false };
 
   private readonly ctrl: UnixChannel;
-  private ctrlWatch: FdWatch | null = null;
+  private ctrlWatch: RefWatch | null = null;
   private inbuf = Buffer.alloc(0);
   private waiter: Waiter | null = null;
   private chain: Promise<unknown> = Promise.resolve();
   private backendConn: VhostUserConnection | null = null;
-  private backendWatch: FdWatch | null = null;
+  private backendWatch: RefWatch | null = null;
   private readonly kickFds: number[] = [];
   private readonly callFds: number[] = [];
-  private readonly callWatches: FdWatch[] = [];
+  private readonly callWatches: RefWatch[] = [];
+  /** Reasons the event loop must stay alive (control request or data requests in flight). */
+  private busy = 0;
   private readonly callHandlers: ((q: number) => void)[] = [];
   private readonly closeHandlers: ((reason: Error) => void)[] = [];
   /** One byte per window page: 1 when a file page is mapped there (reads check this first). */
@@ -161,6 +164,7 @@ export class VhostUserFrontend {
       fe.releaseMemory();
       throw err;
     }
+    fe.backendWatch?.unref();
     return fe;
   }
 
@@ -262,7 +266,8 @@ export class VhostUserFrontend {
       }
       return m.payload;
     };
-    const next = this.chain.then(run, run);
+    this.hold(true);
+    const next = this.chain.then(run, run).finally(() => this.hold(false));
     this.chain = next.catch(() => {});
     return next;
   }
@@ -276,7 +281,7 @@ export class VhostUserFrontend {
   // ---- bring-up ---------------------------------------------------------------
 
   private async start(): Promise<void> {
-    this.ctrlWatch = watchReadable(this.ctrlFd, () => this.onCtrlReadable());
+    this.ctrlWatch = watchFd(this.ctrlFd, () => this.onCtrlReadable());
     const offered = await this.getU64(Request.GET_FEATURES);
     const want = bit(VIRTIO_F_VERSION_1) | bit(VIRTIO_RING_F_EVENT_IDX) | bit(VHOST_USER_F_PROTOCOL_FEATURES);
     const features = offered & want;
@@ -310,7 +315,7 @@ export class VhostUserFrontend {
         closeSocket(theirs);
       }
       this.backendConn = new VhostUserConnection(ours);
-      this.backendWatch = watchReadable(ours, () => this.onBackendReadable());
+      this.backendWatch = watchFd(ours, () => this.onBackendReadable());
     }
     await this.rpc(Request.SET_FEATURES, encodeU64(features), 'ack');
     await this.rpc(
@@ -336,10 +341,12 @@ export class VhostUserFrontend {
       );
       await this.rpc(Request.SET_VRING_CALL, encodeU64(BigInt(q)), 'ack', [call]);
       await this.rpc(Request.SET_VRING_KICK, encodeU64(BigInt(q)), 'ack', [kick]);
-      this.callWatches.push(watchReadable(call, () => {
+      const w = watchFd(call, () => {
         eventfdDrain(call);
         for (const h of this.callHandlers) h(q);
-      }));
+      });
+      if (this.busy === 0) w.unref();
+      this.callWatches.push(w);
     }
     if (protocol !== 0n || (features & bit(VHOST_USER_F_PROTOCOL_FEATURES))) {
       for (let q = 0; q < this.queues.length; q++) {
@@ -436,6 +443,20 @@ export class VhostUserFrontend {
   }
 
   // ---- data path hooks --------------------------------------------------------
+
+  /**
+   * Keep the process alive while something is expected from the backend
+   * (true/false calls nest). Idle, the watches are unref'd: a program using
+   * the driver exits when its own work is done, like with a socket. The
+   * backend request channel stays unref'd: it only matters while requests run.
+   */
+  hold(on: boolean): void {
+    const before = this.busy;
+    this.busy = Math.max(0, this.busy + (on ? 1 : -1));
+    if ((before === 0) === (this.busy === 0)) return;
+    const watches = [this.ctrlWatch, ...this.callWatches];
+    for (const w of watches) if (w) (this.busy > 0 ? w.ref() : w.unref());
+  }
 
   /** Tell the backend queue `q` has new buffers. */
   kick(q: number): void {

@@ -125,3 +125,25 @@ test('hostile guest through the raw client: each attempt gets an errno, nothing 
   assert.equal(d.child.exitCode, null, 'daemon still running');
   await s.close();
 });
+
+test('a program that never closes its session exits once its work is done (idle watches do not hold the loop)', { timeout: 30_000 }, async () => {
+  const dir = share('idle');
+  const sock = join(root, 'idle.sock');
+  const d = await startServe(['--socket-path', sock, '--shared-dir', dir], sock);
+  kills.push(d.kill);
+  const script = join(root, 'idle-client.mts'); // .mts: ESM outside the package
+  const session = new URL('../../src/driver/session.ts', import.meta.url).pathname;
+  writeFileSync(script, `import { connectVirtioFs } from '${session}';\nconst s = await connectVirtioFs({ socketPath: process.argv[2] });\nsetTimeout(async () => console.log(await s.fs.readFile('/a.txt', 'utf8')), 200);\n`);
+  const { spawn } = await import('node:child_process');
+  const c = spawn(process.execPath, ['--import', 'tsx', script, sock], { cwd: new URL('../..', import.meta.url).pathname, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  c.stdout.on('data', (b: Buffer) => (out += b));
+  c.stderr.on('data', (b: Buffer) => (out += b));
+  const code = await new Promise<number | null>((r) => {
+    const t = setTimeout(() => { c.kill('SIGKILL'); r(-1); }, 20_000);
+    c.on('exit', (x) => { clearTimeout(t); r(x); });
+  });
+  assert.equal(code, 0, `the client should exit by itself: ${out}`);
+  assert.equal(out.trim(), 'inside');
+  assert.equal(await d.exited, 0, 'the daemon saw the frontend leave');
+});
