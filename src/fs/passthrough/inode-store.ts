@@ -175,12 +175,20 @@ export class InodeStore {
    * (flush times of a deleted file under writeback caching, fstat of an open
    * unlinked file), exactly as on a native file system.
    */
-  hold(inode: Inode): void {
-    if (inode.pinned) return;
+  hold(inode: Inode): boolean {
+    if (inode.pinned) return false;
     this.fdOf(inode);
-    if (inode.fd < 0) return; // stale already: nothing left to hold
+    if (inode.fd < 0) return false; // stale already: nothing left to hold
     this.unlink(inode);
     inode.pinned = true;
+    return true;
+  }
+
+  /** Undoes a hold() that returned true (the name did not go away after all). */
+  unhold(inode: Inode): void {
+    if (!inode.pinned || inode.fd < 0 || !this.byId.has(inode.nodeid)) return;
+    inode.pinned = false;
+    this.makeLive(inode, inode.fd);
   }
 
   /** Registers that an open file/dir handle holds `fd` on this inode. */

@@ -491,19 +491,29 @@ export class PassthroughFs implements FileSystem {
    * fd (InodeStore.hold) so the inode stays reachable once its last link is
    * gone. Errors are left to the real op that follows.
    */
-  private holdVictim(dirfd: number, cname: Buffer): void {
+  private holdVictim(dirfd: number, cname: Buffer): Inode | null {
     try {
       sys.statxInto(dirfd, cname, sys.AT_SYMLINK_NOFOLLOW, sys.STATX_BASIC_STATS, this.sb);
     } catch {
-      return;
+      return null;
     }
     const inode = this.store.find(statxDev(this.sb), statxIno(this.sb));
-    if (inode !== undefined) {
-      try {
-        this.store.hold(inode);
-      } catch {
-        /* stale already: nothing to keep */
-      }
+    if (inode === undefined) return null;
+    try {
+      return this.store.hold(inode) ? inode : null;
+    } catch {
+      return null; // stale already: nothing to keep
+    }
+  }
+
+  /** Runs `op` that removes a name; a hold taken for it is given back if the op fails. */
+  private removingName(dirfd: number, cname: Buffer, op: () => void): void {
+    const held = this.holdVictim(dirfd, cname);
+    try {
+      op();
+    } catch (err) {
+      if (held !== null) this.store.unhold(held);
+      throw err;
     }
   }
 
@@ -511,16 +521,14 @@ export class PassthroughFs implements FileSystem {
     if (this.options.readonly) throw erofs();
     const pfd = this.dirFd(parent);
     const cn = this.cname(name, this.nameA);
-    this.holdVictim(pfd, cn);
-    sys.unlinkat(pfd, cn, 0);
+    this.removingName(pfd, cn, () => sys.unlinkat(pfd, cn, 0));
   }
 
   rmdir(_ctx: RequestContext, parent: number, name: Buffer): void {
     if (this.options.readonly) throw erofs();
     const pfd = this.dirFd(parent);
     const cn = this.cname(name, this.nameA);
-    this.holdVictim(pfd, cn);
-    sys.unlinkat(pfd, cn, sys.AT_REMOVEDIR);
+    this.removingName(pfd, cn, () => sys.unlinkat(pfd, cn, sys.AT_REMOVEDIR));
   }
 
   rename(ctx: RequestContext, parent: number, name: Buffer, newparent: number, newname: Buffer, flags: number): void {
@@ -530,10 +538,13 @@ export class PassthroughFs implements FileSystem {
     const pfd = this.dirFd(parent);
     const npfd = this.dirFd(newparent);
     // Both fds are live: the LRU evicts only its tail, and both were just touched.
-    if ((flags & sys.RENAME_EXCHANGE) === 0) this.holdVictim(npfd, b);
     // RENAME_WHITEOUT creates an inode (the whiteout): it belongs to the caller.
-    if ((flags & sys.RENAME_WHITEOUT) !== 0) withFsCreds(ctx.uid, ctx.gid, () => sys.renameat2(pfd, a, npfd, b, flags));
-    else sys.renameat2(pfd, a, npfd, b, flags);
+    const op = (flags & sys.RENAME_WHITEOUT) !== 0
+      ? () => withFsCreds(ctx.uid, ctx.gid, () => sys.renameat2(pfd, a, npfd, b, flags))
+      : () => sys.renameat2(pfd, a, npfd, b, flags);
+    // An exchange removes no name; any other rename may replace the target.
+    if ((flags & sys.RENAME_EXCHANGE) !== 0) op();
+    else this.removingName(npfd, b, op);
   }
 
   link(ctx: RequestContext, nodeid: number, newparent: number, newname: Buffer): Entry {

@@ -392,6 +392,14 @@ describe('directories', () => {
     fs.forget(o.nodeid, 1);
     fs.forget(d.nodeid, 1);
     assert.equal(nfs.readdirSync('/proc/self/fd').length, fdsBefore - 3, 'forget releases the pinned fds');
+    // A removal that fails gives its hold back: the fd returns to the bounded LRU.
+    nfs.mkdirSync(join(dir, 'full'));
+    nfs.writeFileSync(join(dir, 'full', 'x'), '');
+    const full = fs.lookup(ROOT, 1, B('full'));
+    const live0 = fs.stats.liveFds;
+    errnoIs(() => fs.rmdir(ROOT, 1, B('full')), E.ENOTEMPTY, 'rmdir non-empty');
+    assert.equal(fs.stats.liveFds, live0, 'back in the LRU');
+    assert.equal(fs.getattr(ROOT, full.nodeid, undefined).attr.mode & 0o170000, 0o040000);
   });
 
   test('readdirplus counts a lookup for each accepted entry only; . and .. carry node id 0; forget returns to empty', () => {
