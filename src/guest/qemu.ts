@@ -6,7 +6,7 @@
 // and returns its output and exit status, read back from the serial console
 // (markers described in initramfs.ts).
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -227,6 +227,12 @@ function supervise(qemu: QemuCommand, args: string[], nonce: string, timeoutMs: 
   const errorMark = Buffer.from(`@@vft:${nonce}:ERROR `);
   const exitMark = Buffer.from(`@@vft:${nonce}:EXIT `);
   const start = performance.now();
+  // QEMU puts an inherited terminal in raw mode and restores it only on a clean
+  // exit; a SIGKILLed QEMU (timeout, abort) would leave the user's terminal raw.
+  const savedTty = spec.interactive ? spawnSync('stty', ['-g'], { stdio: ['inherit', 'pipe', 'ignore'] }).stdout?.toString().trim() : undefined;
+  const restoreTty = () => {
+    if (savedTty) spawnSync('stty', [savedTty], { stdio: ['inherit', 'ignore', 'ignore'] });
+  };
   return new Promise<GuestResult>((resolve, reject) => {
     const child = spawn(qemu.file, args, {
       stdio: [spec.interactive ? 'inherit' : 'pipe', 'pipe', 'pipe'],
@@ -330,6 +336,7 @@ function supervise(qemu: QemuCommand, args: string[], nonce: string, timeoutMs: 
     const finish = (err: Error | undefined, result?: GuestResult) => {
       if (settled) return;
       settled = true;
+      restoreTty();
       clearTimeout(timer);
       spec.signal?.removeEventListener('abort', onAbort);
       if (err) reject(err);

@@ -113,13 +113,16 @@ describe('virtiofs-ts run', { timeout: 900_000 }, () => {
     assert.equal(code, 141, stderr);
   });
 
-  test('bad options and missing host pieces are refused with what to do, before anything boots', async () => {
+  test('bad options and missing host pieces are refused with what to do; --timeout ends the VM with 124', async () => {
     const r = await cli(['run', '--memory', '12Q', '--', 'true']);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /--memory must look like 512M or 1G/);
     const r2 = await cli(['run', '--root', join(work, 'nope'), '--', 'true']);
     assert.equal(r2.code, 1);
     assert.match(r2.stderr, /root .*nope: ENOENT/);
+    const r5 = await cli(['run', '--timeout', '2', '--', 'sleep', '100']);
+    assert.equal(r5.code, 124, r5.stderr);
+    assert.match(r5.stderr, /did not finish within 2000 ms .*QEMU killed/);
     const r3 = await cli(['run', '--', 'true'], { VIRTIOFS_TS_QEMU: join(work, 'no-qemu') });
     assert.equal(r3.code, 1);
     assert.match(r3.stderr, /qemu-system-x86_64 not found: install it with `apt-get install qemu-system-x86`/);

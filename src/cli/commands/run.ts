@@ -5,7 +5,7 @@ import { mkdtempSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GuestSetupError } from '../../guest/assets.ts';
-import { GuestError, runInGuestRoot } from '../../guest/qemu.ts';
+import { GuestError, GuestTimeoutError, runInGuestRoot } from '../../guest/qemu.ts';
 import { ensureDefaultRootfs } from '../../guest/rootfs.ts';
 import { startCVirtiofsd } from '../../guest/virtiofsd.ts';
 import { oneOf, parseCommandArgs } from '../args.ts';
@@ -21,7 +21,7 @@ system is a host directory served over virtio-fs, runs CMD in it (default
 downloads Debian's cloud kernel with apt and builds the guest pieces into
 .cache/guest/ (override with VIRTIOFS_TS_GUEST_CACHE); later runs reuse them.
 With a terminal on stdin and stdout, CMD gets the console as its terminal
-(Ctrl-A x kills the VM).
+(Ctrl-A x kills the VM, Ctrl-A a sends a Ctrl-A).
 
 Options:
   --root DIR                the root file system (default: a small busybox root
@@ -34,7 +34,7 @@ Options:
   --readonly                the guest cannot change DIR: our daemon refuses every
                             change (EROFS) and the guest mounts it read-only
                             (the C virtiofsd has no such mode: guest-side only)
-  --timeout SECONDS         kill the VM after this long (default: none)
+  --timeout SECONDS         kill the VM after this long and exit 124 (default: none)
   --no-tty                  never give CMD the console as a terminal
   --verbose                 say what is happening, and the boot time
   --debug                   stack traces on errors (also VIRTIOFS_TS_DEBUG=1)
@@ -98,7 +98,7 @@ async function startDaemon(kind: DaemonKind, rootDir: string, cache: Cache, read
     logLevel: verbose ? 'info' : 'warn',
     log: (level, msg) => {
       const line = `${level}: ${msg}\n`;
-      log = (log + line).slice(-64 * 1024);
+      if (level !== 'debug') log = (log + line).slice(-64 * 1024);
       if ((verbose && level !== 'debug') || level === 'error') process.stderr.write(`virtiofs-ts: ${line}`);
     },
   });
@@ -197,6 +197,11 @@ export async function run(argv: string[]): Promise<number> {
     if (signalled) return signalled === 'SIGINT' ? 130 : 143;
     if (outputGone) return 141;
     if (e instanceof GuestSetupError) throw new CliError(e.message);
+    if (e instanceof GuestTimeoutError) {
+      // Like timeout(1): the time ran out, status 124.
+      process.stderr.write(`virtiofs-ts: ${e.message}\n`);
+      return 124;
+    }
     if (e instanceof GuestError) throw new CliError(d ? `${e.message}${d.log() ? `\n--- daemon log tail ---\n${d.log().trimEnd().split('\n').slice(-10).join('\n')}` : ''}` : e.message);
     throw e;
   } finally {
