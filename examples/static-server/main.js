@@ -6,8 +6,11 @@ import { createServer } from 'node:http';
 import { contentType } from './lib/mime.js';
 import config from './config.json' with { type: 'json' };
 
-const fs = globalThis.virtiofs ?? (await import('node:fs/promises'));
-const base = globalThis.virtiofs ? '/public' : new URL('./public', import.meta.url).pathname;
+const vfs = globalThis.virtiofs;
+const { stat, createReadStream } = vfs
+  ? { stat: (p) => vfs.stat(p), createReadStream: (p, o) => vfs.createReadStream(p, o) }
+  : { stat: (await import('node:fs/promises')).stat, createReadStream: (await import('node:fs')).createReadStream };
+const base = vfs ? '/public' : new URL('./public', import.meta.url).pathname;
 
 const server = createServer(async (req, res) => {
   const url = new URL(req.url ?? '/', 'http://x');
@@ -18,13 +21,14 @@ const server = createServer(async (req, res) => {
     return;
   }
   try {
-    const st = await fs.stat(base + path);
+    const st = await stat(base + path);
     if (!st.isFile()) throw Object.assign(new Error('not a file'), { code: 'ENOENT' });
     res.writeHead(200, { 'content-type': contentType(path), 'content-length': st.size, server: config.name });
-    const stream = fs.createReadStream(base + path, { highWaterMark: 1024 * 1024 });
+    const stream = createReadStream(base + path, { highWaterMark: 1024 * 1024 });
     stream.on('error', () => res.destroy());
     stream.pipe(res);
   } catch (err) {
+    if (res.headersSent) return void res.destroy();
     res.writeHead(err.code === 'ENOENT' || err.code === 'ENOTDIR' ? 404 : 500).end(`${err.code ?? 'error'}\n`);
   }
 });

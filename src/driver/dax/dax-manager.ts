@@ -116,12 +116,15 @@ export class DaxManager {
   disabledReason = '';
   readonly stats: DaxStats = { hits: 0, misses: 0, fallbacks: 0, setupmappings: 0, evictions: 0 };
   private lock: Promise<unknown> = Promise.resolve();
+  /** Chunks mapped at once when a read continues the top mapping of its file. */
+  readonly readaheadChunks: number;
 
   constructor(
     private readonly client: FuseClient,
     readonly window: DaxWindow,
-    opts: { chunkBytes?: number; mapAlignmentLog2?: number } = {},
+    opts: { chunkBytes?: number; mapAlignmentLog2?: number; readaheadChunks?: number } = {},
   ) {
+    this.readaheadChunks = opts.readaheadChunks ?? 4;
     const align = 2 ** (opts.mapAlignmentLog2 ?? 12);
     let chunk = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
     if (chunk % align !== 0) chunk = Math.ceil(chunk / align) * align; // a multiple of the backend's alignment
@@ -166,7 +169,15 @@ export class DaxManager {
       if (!this.enabled) return null;
       const again = this.contiguous(nodeid, first, last);
       if (again >= 0) return this.take(again * c + (pos - first * c), n, zeroCopy);
-      const plan = this.chunks.plan(nodeid, first, last - first + 1);
+      // Sequential access (the miss continues the top mapping of this file):
+      // map a few chunks ahead in one SETUPMAPPING, like readahead.
+      let count = last - first + 1;
+      const top = this.chunks.stack[this.chunks.stack.length - 1];
+      if (top && top.nodeid === nodeid && top.fstart + top.nchunks === first) {
+        const toEof = Math.ceil(fileSize / c) - first;
+        count = Math.max(count, Math.min(this.readaheadChunks, toEof, this.chunks.totalChunks - this.chunks.usedChunks));
+      }
+      const plan = this.chunks.plan(nodeid, first, count);
       if (!plan) {
         this.stats.fallbacks++;
         return null;
