@@ -131,6 +131,9 @@ describe('files', () => {
     assert.equal(nfs.statSync(join(dir, 'f')).size, 0);
     errnoIs(() => fs.read(ROOT, entry.nodeid, o2.fh, 0, 1, dest), E.EBADF, 'read on a write-only fd');
     fs.release(ROOT, entry.nodeid, o2.fh, 0);
+    // O_NOFOLLOW was applied by the client's lookup; our /proc reopen must not trip on it (tar does this).
+    const nf = fs.open(ROOT, entry.nodeid, O_RDONLY | nfs.constants.O_NOFOLLOW);
+    fs.release(ROOT, entry.nodeid, nf.fh, 0);
     const dirE = fs.mkdir(ROOT, 1, B('d'), 0o755, 0);
     errnoIs(() => fs.open(ROOT, dirE.nodeid, O_RDONLY), E.EISDIR, 'open a directory');
     errnoIs(() => fs.opendir(ROOT, entry.nodeid, O_RDONLY), E.ENOTDIR, 'opendir a file');
