@@ -117,6 +117,17 @@ export function qemuCommandOf(p: PeerLaunch): QemuCommand {
   return { file: file!, prefixArgs, env: p.env };
 }
 
+/**
+ * The `-device` value for QEMU 11.1's generic vhost-user device acting as
+ * virtio-fs (virtio id 26): hiprio + one request queue, and the 40-byte fs
+ * config (tag[36] + le32 num_request_queues) that the BACKEND serves, so the
+ * daemon must be given the tag (e.g. Rust virtiofsd --tag). With a backend
+ * that offers SHMEM this device carries the DAX window.
+ */
+export function genericFsDevice(chardev = 'vfts0', queueSize = 1024): string {
+  return `vhost-user-test-device-pci,virtio-id=26,num_vqs=2,vq_size=${queueSize},config_size=40,chardev=${chardev}`;
+}
+
 export function peersCacheDir(): string {
   return process.env.VIRTIOFS_TS_PEERS_CACHE || fileURLToPath(new URL('../../.cache/peers/', import.meta.url));
 }
