@@ -41,7 +41,7 @@ async function withPeer(mode: string, files: Record<string, Buffer>, windowBytes
     if (child.exitCode !== null || Date.now() - t0 > 20_000) throw new Error(`peer did not start: ${log}`);
     await sleep(30);
   }
-  const s = await connectVirtioFs({ socketPath: sock, daxWindowBytes: windowBytes, requestTimeoutMs: 30_000 }) // generous: 2 shared cores under load;
+  const s = await connectVirtioFs({ socketPath: sock, daxWindowBytes: windowBytes, requestTimeoutMs: 30_000 }); // generous: 2 shared cores under load
   return { s, dir, log: () => log };
 }
 
