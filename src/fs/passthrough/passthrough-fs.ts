@@ -492,6 +492,8 @@ export class PassthroughFs implements FileSystem {
    * gone. Errors are left to the real op that follows.
    */
   private holdVictim(dirfd: number, cname: Buffer): Inode | null {
+    // Without file handles every known inode keeps its fd anyway.
+    if (!this.store.useHandles) return null;
     try {
       sys.statxInto(dirfd, cname, sys.AT_SYMLINK_NOFOLLOW, sys.STATX_BASIC_STATS, this.sb);
     } catch {
