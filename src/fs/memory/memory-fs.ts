@@ -1,7 +1,7 @@
 // Layer: fs (memory backend). A complete in-memory file system implementing the
 // FileSystem contract (src/fuse/filesystem.ts); imports only fuse/ (types,
-// errors, abi constants) plus its own helpers (node:fs only in the host-directory seeding
-// helper, seed.ts). Used as the embedded default and as the reference model in
+// errors, abi constants) plus its own helpers (seed.ts alone uses node:fs and
+// sys/, to copy a host tree in at start-up). Used as the embedded default and as the reference model in
 // tests, so it follows Linux (tmpfs/ext4 as seen through the VFS) on errno
 // order, permission checks and link counts rather than inventing its own.
 //
