@@ -1023,6 +1023,66 @@ static void c_readdir_big(const char *N) {
   listing_free(&want);
 }
 
+/*
+ * Attributes that arrive with a listing (FUSE READDIRPLUS fills the kernel's
+ * caches): stat right after readdir must show each entry's own size, mode,
+ * type and link count, and d_type must agree with it.
+ */
+static void c_readdir_plus(const char *N) {
+  const int n = 300;
+  TRY(mkdirs("rdp"), "mkdir");
+  char p[300], body[400];
+  memset(body, 'x', sizeof body);
+  for (int i = 0; i < n; i++) {
+    snprintf(p, sizeof p, "rdp/p%03d", i);
+    if (i % 7 == 0) {
+      TRY(mkdir(p, 0700 | (i % 2 ? 050 : 0)), "mkdir_sub");
+    } else if (i % 11 == 0) {
+      TRY(symlink(i % 2 ? "p001" : "p002-not-there", p), "symlink");
+    } else {
+      TRY(put_file(p, body, i, 0644), "create");
+      TRY(chmod(p, 0400 + (i % 64)), "chmod");
+      if (i % 13 == 0) {
+        char q[64];
+        snprintf(q, sizeof q, "rdp/p%03d.hard", i);
+        TRY(link(p, q), "link");
+      }
+    }
+  }
+  /* Forget what creating them taught the kernel, so the listing teaches it again. */
+  sync();
+  int dc = open("/proc/sys/vm/drop_caches", O_WRONLY);
+  if (dc >= 0) {
+    if (write(dc, "2", 1) < 0) { /* not root (--as-uid): the kernel keeps its caches */ }
+    close(dc);
+  }
+  DIR *d = opendir("rdp");
+  if (!d) FAIL("opendir");
+  struct dirent *e;
+  int seen = 0, bad = 0, dtype_bad = 0;
+  while ((e = readdir(d))) {
+    int i;
+    if (sscanf(e->d_name, "p%03d", &i) != 1) continue;
+    seen++;
+    snprintf(p, sizeof p, "rdp/%s", e->d_name);
+    struct stat st;
+    if (lstat(p, &st) < 0) {
+      bad++;
+      continue;
+    }
+    int hard = strstr(e->d_name, ".hard") != NULL;
+    if (i % 7 == 0) bad += !(S_ISDIR(st.st_mode) && (st.st_mode & 07777) == (0700 | (i % 2 ? 050 : 0)) && st.st_nlink == 2);
+    else if (i % 11 == 0) bad += !(S_ISLNK(st.st_mode) && st.st_size == (i % 2 ? 4 : 14));
+    else
+      bad += !(S_ISREG(st.st_mode) && st.st_size == i && (st.st_mode & 07777) == (mode_t)(0400 + (i % 64)) &&
+               st.st_nlink == (nlink_t)(i % 13 == 0 ? 2 : 1));
+    if (hard) bad += !(st.st_size == i);
+    if (e->d_type != DT_UNKNOWN && DTTOIF(e->d_type) != (st.st_mode & S_IFMT)) dtype_bad++;
+  }
+  closedir(d);
+  emit(N, "ok listed=%d attr_mismatch=%d dtype_mismatch=%d", seen, bad, dtype_bad);
+}
+
 /* A directory removed while open: listing it is empty, creating in it fails. */
 static void c_readdir_removed(const char *N) {
   TRY(mkdirs("rdr"), "mkdir");
@@ -2113,6 +2173,7 @@ static const struct check checks[] = {
     {"readdir.small", c_readdir_small, 0},
     {"readdir.big", c_readdir_big, 0},
     {"readdir.seek", c_readdir_seek, 0},
+    {"readdir.plus_attrs", c_readdir_plus, 0},
     {"readdir.removed_dir", c_readdir_removed, 0},
     {"readdir.concurrent_unlink", c_readdir_concurrent_unlink, 0},
     {"cache.drop_and_revisit", c_drop_caches, 0},
