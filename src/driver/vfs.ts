@@ -147,6 +147,10 @@ export class VirtioFs {
   private readonly dentries = new Map<string, Dentry>();
   private readonly umask: number;
   readonly dax: DaxManager | null;
+  private readonly candidates = new Set<number>();
+  private lastFullSweep = 0;
+  /** VFS calls in progress (sweep() waits for 0). */
+  private active = 0;
   private nextFd = 100;
 
   constructor(readonly client: FuseClient, opts: VirtioFsOptions = {}) {
@@ -181,7 +185,7 @@ export class VirtioFs {
     const expires = validUntil(e.entry_valid, e.entry_valid_nsec);
     this.dentries.set(key, { nodeid: e.nodeid, expires });
     n.dentries.add(key);
-    this.maybeForget(n);
+    this.maybeForget(n); // forgotten at the next sweep unless an entry or handle keeps it
     return n;
   }
 
@@ -196,19 +200,45 @@ export class VirtioFs {
     }
   }
 
-  /** Forget a node nothing refers to (no cached entry that is still valid, no open handle). */
+  /**
+   * Note a node that may have lost its last reference. It is forgotten only
+   * by sweep(), which runs when no VFS call is in progress: a walk holds bare
+   * nodeids between awaits, and a FORGET under it would free them.
+   */
   private maybeForget(n: Node): void {
-    if (n.nodeid === FUSE_ROOT_ID || n.refs > 0) return;
-    const now = performance.now();
+    if (n.nodeid !== FUSE_ROOT_ID) this.candidates.add(n.nodeid);
+  }
+
+  private unused(n: Node, now: number): boolean {
+    if (n.nodeid === FUSE_ROOT_ID || n.refs > 0) return false;
     for (const key of n.dentries) {
       const d = this.dentries.get(key);
-      if (d && d.expires > now) return;
+      if (d && d.expires > now) return false;
     }
-    for (const key of n.dentries) this.dentries.delete(key);
-    n.dentries.clear();
-    this.nodes.delete(n.nodeid);
-    this.dax?.forgetNode(n.nodeid);
-    if (n.nlookup > 0) this.client.forget(n.nodeid, n.nlookup).catch(() => {});
+    return true;
+  }
+
+  /** FORGET every candidate (or, now and then, every node) nothing refers to. */
+  private sweep(): void {
+    const now = performance.now();
+    let list: Iterable<number> = this.candidates;
+    if (this.nodes.size > 256 && now - this.lastFullSweep > 1000) {
+      this.lastFullSweep = now;
+      list = [...this.nodes.keys()]; // expired entries make nodes unused without any call noticing
+    }
+    const batch: { nodeid: number; nlookup: number }[] = [];
+    for (const id of list) {
+      const n = this.nodes.get(id);
+      if (!n || !this.unused(n, now)) continue;
+      for (const key of n.dentries) if (this.dentries.get(key)?.nodeid === id) this.dentries.delete(key);
+      n.dentries.clear();
+      this.nodes.delete(id);
+      this.dax?.forgetNode(id);
+      if (n.nlookup > 0) batch.push({ nodeid: id, nlookup: n.nlookup });
+    }
+    this.candidates.clear();
+    if (batch.length === 1) this.client.forget(batch[0]!.nodeid, batch[0]!.nlookup).catch(() => {});
+    else for (let i = 0; i < batch.length; i += 200) this.client.batchForget(batch.slice(i, i + 200)).catch(() => {});
   }
 
   private hold(nodeid: number): Node {
@@ -220,6 +250,7 @@ export class VirtioFs {
   private drop(n: Node): void {
     n.refs--;
     this.maybeForget(n);
+    if (this.active === 0) this.sweep();
   }
 
   private async lookupChild(parent: number, name: string): Promise<number> {
@@ -311,10 +342,13 @@ export class VirtioFs {
   }
 
   private async op<T>(syscall: string, path: string, fn: () => Promise<T>): Promise<T> {
+    this.active++;
     try {
       return await fn();
     } catch (err) {
       throw withPath(err, syscall, path);
+    } finally {
+      if (--this.active === 0) this.sweep();
     }
   }
 

@@ -22,6 +22,11 @@ export const PEERS: Peer[] = [
     start: async (sock, dir) => startServe(['--socket-path', sock, '--shared-dir', dir], sock),
   },
   {
+    name: 'our daemon (cache never: every walk looks up, nodes forgotten as they go)',
+    daxWindowBytes: 0,
+    start: async (sock, dir) => startServe(['--socket-path', sock, '--shared-dir', dir, '--cache', 'never'], sock),
+  },
+  {
     name: 'our daemon (DAX window asked)',
     daxWindowBytes: 64 * 1024 * 1024,
     start: async (sock, dir) => startServe(['--socket-path', sock, '--shared-dir', dir], sock),
