@@ -13,6 +13,7 @@ import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { constants } from 'node:os';
 import { fstatSync } from 'node:fs';
 import { FuseServer } from '../fuse/server.ts';
+import type { FileSystem } from '../fuse/filesystem.ts';
 import { createFileSystem } from '../fs/create.ts';
 import { Chain } from '../virtio/chain.ts';
 import { DeviceQueue } from '../virtio/device-queue.ts';
@@ -35,6 +36,8 @@ function log(level: LogLevel, msg: string): void {
 const CONTROL_TOKEN = 0xffff_ffff;
 const FUSE_IN_HEADER_SIZE = 40;
 const FUSE_OUT_HEADER_SIZE = 16;
+/** fuse_in_header.opcode of FUSE_INIT. */
+const FUSE_INIT = 26;
 /** Interrupt the driver at least this often inside a long batch. */
 const NOTIFY_EVERY = 64;
 const PAGE = 4096;
@@ -78,20 +81,33 @@ class DataPlane {
   private readonly chain = new Chain(256);
   private readonly reqBuf: Buffer;
   private readonly errReply = Buffer.alloc(FUSE_OUT_HEADER_SIZE);
-  private exiting = false;
+  exiting = false;
+  /** The spare backend was used: run() returns so the caller can build the next one (async). */
+  needSpare = false;
   requests = 0;
+  server: FuseServer;
 
-  constructor(private readonly server: FuseServer) {
-    this.reqBuf = Buffer.alloc(server.requestBufferSize);
+  constructor(
+    public fs: FileSystem,
+    /** A ready second backend for a new guest session (passthrough); null: reuse `fs` (memory keeps its data). */
+    public spare: FileSystem | null,
+    private readonly makeServer: (fs: FileSystem) => FuseServer,
+  ) {
+    this.server = makeServer(fs);
+    this.reqBuf = Buffer.alloc(this.server.requestBufferSize);
     for (let i = 0; i < data.numQueues; i++) {
       this.vrings.push({ dq: new DeviceQueue(), kickFd: -1, callFd: -1, errFd: -1, enabled: false, started: false, broken: false, complaints: 0 });
     }
     this.epoll.add(data.controlFd, CONTROL_TOKEN);
   }
 
+  /** Serve until told to exit, or until a new session used the spare backend. */
   run(): void {
     const ep = this.epoll;
-    while (!this.exiting) {
+    // Kicks that arrived while we were away are still pending in epoll (level
+    // triggered); work published without a kick (a restart) is found here.
+    for (let i = 0; i < this.vrings.length; i++) this.processQueue(i);
+    while (!this.exiting && !this.needSpare) {
       const n = ep.wait(-1);
       for (let i = 0; i < n; i++) {
         const token = ep.tokens[i];
@@ -106,7 +122,32 @@ class DataPlane {
         }
       }
     }
-    this.shutdown();
+  }
+
+  /**
+   * The guest sent INIT on a session that is already initialized: its driver
+   * was reset (a reboot, a driver reload). Everything it knew is gone, so the
+   * FUSE session and the backend's inode and handle tables start over. A VM
+   * pause (rings stopped, then resumed) is not a new session and keeps both.
+   */
+  private newSession(): void {
+    log('info', 'the guest started a new FUSE session (INIT again): starting over from a clean backend state');
+    const old = this.fs;
+    if (this.spare === null) {
+      // The memory backend: destroy() drops lookups and handles but keeps the files.
+      old.destroy?.();
+      this.server.reset();
+      return;
+    }
+    this.fs = this.spare;
+    this.spare = null;
+    this.needSpare = true;
+    this.server = this.makeServer(this.fs);
+    try {
+      old.destroy?.();
+    } catch (err) {
+      log('warn', `destroying the previous session's backend failed: ${(err as Error).message}`);
+    }
   }
 
   private complain(index: number, msg: string): void {
@@ -178,6 +219,7 @@ class DataPlane {
     }
     const n = chain.gather(mem, this.reqBuf);
     this.requests++;
+    if (this.reqBuf.readUInt32LE(4) === FUSE_INIT && this.server.negotiated !== null) this.newSession();
     let reply: Buffer | null;
     try {
       reply = this.server.handle(this.reqBuf.subarray(0, n));
@@ -384,7 +426,7 @@ class DataPlane {
     if (mem !== null) log('info', `guest memory: ${next.map((r) => `0x${r.gpa.toString(16)}+0x${r.size.toString(16)}`).join(', ')}`);
   }
 
-  private shutdown(): void {
+  shutdown(): void {
     this.resetRings();
     this.swapMemory([], this.regions);
     this.epoll.close();
@@ -392,18 +434,32 @@ class DataPlane {
 }
 
 try {
+  const makeServer = (fs: FileSystem) =>
+    new FuseServer(fs, {
+      ...(data.maxWrite !== undefined ? { maxWrite: data.maxWrite } : {}),
+      log: (level, msg) => log(level, msg),
+    });
+  // The passthrough backend's destroy() is final, so a guest reboot needs a
+  // fresh one; build it ahead (creation is async, the serving loop is not).
+  const needsSpare = data.backend.kind !== 'memory';
   const fs = await createFileSystem(data.backend);
-  const server = new FuseServer(fs, {
-    ...(data.maxWrite !== undefined ? { maxWrite: data.maxWrite } : {}),
-    log: (level, msg) => log(level, msg),
-  });
-  const plane = new DataPlane(server);
+  const plane = new DataPlane(fs, needsSpare ? await createFileSystem(data.backend) : null, makeServer);
   post({ t: 'ready' });
-  plane.run();
-  try {
-    fs.destroy?.();
-  } catch (err) {
-    log('warn', `backend destroy failed: ${(err as Error).message}`);
+  for (;;) {
+    plane.run();
+    if (plane.exiting) break;
+    if (plane.needSpare) {
+      plane.spare = await createFileSystem(data.backend);
+      plane.needSpare = false;
+    }
+  }
+  plane.shutdown();
+  for (const f of [plane.fs, plane.spare]) {
+    try {
+      f?.destroy?.();
+    } catch (err) {
+      log('warn', `backend destroy failed: ${(err as Error).message}`);
+    }
   }
   post({ t: 'stopped', requests: plane.requests });
 } catch (err) {

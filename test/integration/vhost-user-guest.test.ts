@@ -141,3 +141,28 @@ test('--readonly --cache always: the guest reads, every change fails with EROFS,
     d.kill();
   }
 });
+
+test('a guest reboot (device reset, INIT again) gets a fresh FUSE session on the same daemon', { timeout: 240_000 }, async () => {
+  const share = join(dir, 'reboot');
+  mkdirSync(share);
+  writeFileSync(join(share, 'a'), 'content-a\n');
+  const sock = join(dir, 'reboot.sock');
+  const d = await startServe(['--socket-path', sock, '--shared-dir', share, '--log-level', 'info'], sock);
+  try {
+    const r = await runInGuest({
+      socketPath: sock,
+      timeoutMs: 200_000,
+      // Let the guest's reboot reset the machine instead of ending QEMU; the
+      // script runs again on the second boot and finds its marker.
+      extraQemuArgs: ['-action', 'reboot=reset'],
+      command: 'if [ -f booted-once ]; then echo second-boot; cat a; echo after > b; else echo first > booted-once; sync; reboot -f; fi',
+    });
+    assert.equal(r.exitCode, 0, `${r.output}\n--- daemon ---\n${d.log()}`);
+    assert.match(r.output, /second-boot\ncontent-a/);
+    assert.equal(readFileSync(join(share, 'b'), 'utf8'), 'after\n');
+    assert.match(d.log(), /new FUSE session/);
+    assert.equal(await d.exited, 0);
+  } finally {
+    d.kill();
+  }
+});
