@@ -182,7 +182,12 @@ export async function main(argv: string[]): Promise<number> {
       }
       const daxNote = session?.dax ? (session.dax.enabled ? 'DAX on' : `DAX off: ${session.dax.disabledReason}`) : '';
       report.systems.push({ id: sys.id, label: sys.label + (daxNote ? ` (${daxNote})` : ''), status: 'ok' });
+      let lastSet = '';
       for (const row of rowList) {
+        // A new data set starts with an empty DAX window, as a fresh mount would
+        // (LIFO eviction keeps the previous set's mappings at the bottom otherwise).
+        if (row.files !== lastSet) session?.dax?.reset();
+        lastSet = row.files;
         const files = row.files === 'one' ? sizes.slice(0, 1) : sizes.slice(1);
         const wrapped: Reader = row.files === 'one' ? reader : { read: (f, p, l) => reader.read(f + 1, p, l), close: reader.close };
         // Warm-up: one sequential pass over the row's files (host page cache,
@@ -291,6 +296,8 @@ export async function main(argv: string[]): Promise<number> {
   report.notes.push(
     'Our daemon does not answer FUSE_SETUPMAPPING yet (backend DAX not landed): the "DAX window" row of our daemon falls back to FUSE_READ; the DAX test peer (a scripted backend from the test suite) shows what the driver-side window does.',
     'Queue depth 1, one reader, warm host page cache; 2 shared cores, so absolute figures move with machine load.',
+    'Each data set (1 big file / 10 files) starts with an empty DAX window (DaxManager.reset(), as a fresh mount) and one sequential warm-up pass.',
+    'App startup is end to end: `virtiofs-ts boot` (our CLI under tsx, then the app through the driver) vs `node main.js` on the local disk, so it includes the CLI\'s own start (TypeScript transpiled at run time).',
   );
   report.finished = new Date().toISOString();
   report.machine.loadavgEnd = (await import('node:os')).loadavg().map((x) => Math.round(x * 100) / 100);

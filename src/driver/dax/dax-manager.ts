@@ -62,6 +62,8 @@ export class ChunkStack {
   plan(nodeid: number, fstart: number, nchunks: number): MapPlan | null {
     if (nchunks <= 0 || nchunks > this.totalChunks) return null;
     const evicted: DaxMapping[] = [];
+    // Mappings of forgotten files on top are dead weight: take them back first.
+    while (this.stack.length > 0 && this.stack[this.stack.length - 1]!.nodeid === -1) evicted.push(this.stack.pop()!);
     const top = this.stack[this.stack.length - 1];
     if (top && top.nodeid === nodeid && top.fstart + top.nchunks === fstart && top.mstart + top.nchunks + nchunks <= this.totalChunks) {
       const mstart = top.mstart + top.nchunks;
@@ -91,6 +93,11 @@ export class ChunkStack {
     if (p.extend) top.nchunks -= p.nchunks;
     else this.stack.pop();
     // Evicted chunks may have been partly overwritten: they stay evicted.
+  }
+
+  /** Start over with an empty window (the next SETUPMAPPINGs overwrite whatever is mapped). */
+  clear(): void {
+    this.stack.length = 0;
   }
 
   /** Forget every mapping of a node (its nodeid may be reused, or its data changed). */
@@ -132,6 +139,15 @@ export class DaxManager {
     this.chunks = new ChunkStack(Math.floor(window.size / chunk));
     this.enabled = window.usable && this.chunks.totalChunks > 0;
     if (!this.enabled) this.disabledReason = window.usable ? 'window smaller than one chunk' : 'backend did not negotiate shared-memory mapping';
+  }
+
+  /**
+   * Drop every mapping (like a fresh mount). LIFO keeps the oldest mappings
+   * longest, so a new working set bigger than the free space above them
+   * thrashes at the top; callers switching data sets can start clean.
+   */
+  reset(): void {
+    this.chunks.clear();
   }
 
   forgetNode(nodeid: number): void {

@@ -97,3 +97,16 @@ test('arena: first fit, coalescing, no double free', () => {
   assert.equal(a.largestFree, 1024, 'everything coalesced back');
   assert.throws(() => a.free(x, 100), /double free/);
 });
+
+test('dead mappings on top (forgotten files) are taken back before live ones; clear() empties the window', () => {
+  const s = new ChunkStack(4);
+  s.plan(1, 0, 2);
+  s.plan(2, 0, 2);
+  s.dropNode(2);
+  const p = s.plan(3, 0, 2)!;
+  assert.equal(p.mstart, 2, 'the dead top was reused');
+  assert.equal(s.find(1, 1), 1, 'the live mapping below survived');
+  s.clear();
+  assert.equal(s.usedChunks, 0);
+  assert.equal(s.find(1, 0), -1);
+});
