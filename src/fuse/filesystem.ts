@@ -208,4 +208,13 @@ export interface FileSystem {
   /** virtio-fs DAX: map [foffset, foffset+len) of the open file at window offset moffset. flags: FUSE_SETUPMAPPING_FLAG_*. */
   setupmapping?(ctx: RequestContext, nodeid: number, fh: number, foffset: number, len: number, flags: number, moffset: number): void;
   removemapping?(ctx: RequestContext, ranges: ReadonlyArray<{ moffset: number; len: number }>): void;
+  /**
+   * virtio-fs DAX through the server's window (fuse/dax.ts): lend `use` an fd of
+   * nodeid's regular file for mapping, then take it back (close it if it was
+   * opened for the call). fh undefined: by inode (the Linux client sends no
+   * handle), opened read-write when `writable`; else a handle given out for
+   * that nodeid (EBADF otherwise), EACCES when `writable` and it was opened
+   * read-only. Used only when the backend has no setupmapping of its own.
+   */
+  withMappableFd?(ctx: RequestContext, nodeid: number, fh: number | undefined, writable: boolean, use: (fd: number) => void): void;
 }

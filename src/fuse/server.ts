@@ -32,6 +32,7 @@
 import { constants } from 'node:os';
 import * as abi from './abi.ts';
 import { errnoOf as errnoOfImported } from './errors.ts';
+import type { DaxWindow } from './dax.ts';
 import type {
   FileSystem, RequestContext, Entry, DirEntry, DirSink, DirPlusSink, SetAttrRequest, InitInfo,
 } from './filesystem.ts';
@@ -75,6 +76,12 @@ export interface FuseServerOptions {
   mapAlignmentLog2?: number;
   /** INIT flags added to what the server wants by default (the backend may still narrow them). */
   extraInitFlags?: bigint;
+  /**
+   * virtio-fs DAX window (fuse/dax.ts): SETUPMAPPING/REMOVEMAPPING go through
+   * it when the backend has no setupmapping of its own. Absent: ENOSYS.
+   * Set mapAlignmentLog2 to its alignLog2.
+   */
+  dax?: DaxWindow;
   log?: (level: LogLevel, msg: string) => void;
 }
 
@@ -175,6 +182,7 @@ export class FuseServer {
   private readonly timeGranNs: number;
   private readonly mapAlignmentLog2: number | undefined;
   private readonly extraInitFlags: bigint;
+  private readonly dax: DaxWindow | undefined;
 
   private out: Buffer;
   private readonly dirWriter: DirWriter;
@@ -216,6 +224,7 @@ export class FuseServer {
     this.timeGranNs = options.timeGranNs ?? 1;
     this.mapAlignmentLog2 = align;
     this.extraInitFlags = options.extraInitFlags ?? 0n;
+    this.dax = options.dax;
     // A request carries at most a WRITE of maxWrite, or a SETXATTR value of
     // XATTR_SIZE_MAX plus its name; one page covers every header and name.
     this.requestBufferSize = Math.max(FUSE_MIN_READ_BUFFER, Math.max(maxWrite, XATTR_SIZE_MAX + NAME_MAX + 1) + PAGE_SIZE);
@@ -936,8 +945,16 @@ export class FuseServer {
 
   private doSetupmapping(req: Buffer, end: number): number {
     const fs = this.fs;
-    if (!fs.setupmapping) return -E.ENOSYS;
     const a = IN_HEADER_SIZE;
+    if (!fs.setupmapping && this.dax) {
+      if (end - a < 40) return -E.EINVAL;
+      // fh u64 -1 (all ones) is "no handle": the Linux client always sends it.
+      const noFh = req.readUInt32LE(a) === 0xffffffff && req.readUInt32LE(a + 4) === 0xffffffff;
+      this.dax.setup(fs, this.ctx(req), readU64(req, 16), noFh ? undefined : readU64(req, a), readU64(req, a + 8), readU64(req, a + 16),
+        readU64(req, a + 24), readU64(req, a + 32));
+      return 0;
+    }
+    if (!fs.setupmapping) return -E.ENOSYS;
     if (end - a < 40) return -E.EINVAL;
     // flags is a u64 whose defined bits (WRITE, READ) sit in the low word;
     // undefined high bits are passed through for the backend to refuse.
@@ -948,7 +965,8 @@ export class FuseServer {
 
   private doRemovemapping(req: Buffer, end: number): number {
     const fs = this.fs;
-    if (!fs.removemapping) return -E.ENOSYS;
+    const viaDax = !fs.removemapping && this.dax !== undefined;
+    if (!fs.removemapping && !viaDax) return -E.ENOSYS;
     const a = IN_HEADER_SIZE;
     if (end - a < 4) return -E.EINVAL;
     const count = req.readUInt32LE(a);
@@ -960,7 +978,8 @@ export class FuseServer {
     }
     const ranges: { moffset: number; len: number }[] = new Array(count);
     for (let i = 0, p = a + 4; i < count; i++, p += 16) ranges[i] = { moffset: readU64(req, p), len: readU64(req, p + 8) };
-    fs.removemapping(this.ctx(req), ranges);
+    if (viaDax) this.dax!.remove(fs, this.ctx(req), ranges);
+    else fs.removemapping!(this.ctx(req), ranges);
     return 0;
   }
 }

@@ -81,6 +81,7 @@ import { prepareThread, withFsCreds } from '../../sys/creds.ts';
 import { direntName, parseDirent } from '../../sys/dirent.ts';
 import { decodeStatx, STATX_SIZE, statxDev, statxIno, type Stat } from '../../sys/stat.ts';
 import * as sys from '../../sys/syscalls.ts';
+import { lendMappableFd } from './dax-mapping.ts';
 import { DirStream, HandleTable, OpenHandle } from './handle-table.ts';
 import { Inode, InodeStore } from './inode-store.ts';
 
@@ -831,6 +832,12 @@ export class PassthroughFs implements FileSystem {
     const fd = this.store.fdOf(inode);
     // AT_EACCESS: check with the thread's fs ids, i.e. the caller's.
     withFsCreds(ctx.uid, ctx.gid, () => sys.faccessat(fd, '', mask, sys.AT_EMPTY_PATH | sys.AT_EACCESS));
+  }
+
+  // ------------------------------------------------------------ DAX
+
+  withMappableFd(_ctx: RequestContext, nodeid: number, fh: number | undefined, writable: boolean, use: (fd: number) => void): void {
+    lendMappableFd(this.store.get(nodeid), fh, this.handles.peek(fh), writable, !!this.options.readonly, (inode, flags) => this.reopen(inode, flags), use);
   }
 
   // ------------------------------------------------------------ xattrs
