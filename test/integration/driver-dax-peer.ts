@@ -7,12 +7,12 @@
 // rings are real); the FUSE side is written by hand from fuse.h.
 //
 //   node --import tsx driver-dax-peer.ts SOCKET DIR MODE
-// MODE: good | map-outside | map-nofd | ack-no-map | lie-unique | lie-length
+// MODE: good | map-outside | map-nofd | map-eventfd | ack-no-map | lie-unique | lie-length
 import { closeSync, fstatSync, openSync, readSync, readdirSync, lstatSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { constants } from 'node:os';
 import { acceptUnix, listenUnix, pollFd, UnixChannel } from '../../src/sys/unix-socket.ts';
-import { eventfdDrain, eventfdSignal } from '../../src/sys/eventfd.ts';
+import { eventfdCreate, eventfdDrain, eventfdSignal } from '../../src/sys/eventfd.ts';
 import { mapFd } from '../../src/sys/mmap.ts';
 import { Epoll } from '../../src/sys/epoll.ts';
 import { VhostUserConnection } from '../../src/vhost-user/connection.ts';
@@ -138,6 +138,7 @@ function fuse(req: Buffer): [number, Buffer] | null {
       let status: bigint;
       if (mode === 'map-outside') status = shmemMap(fd, m.foffset, m.moffset + 1024 * 1024 * 1024, m.len);
       else if (mode === 'map-nofd') status = shmemMap(null, m.foffset, m.moffset, m.len);
+      else if (mode === 'map-eventfd') status = shmemMap(eventfdCreate(), m.foffset, m.moffset, m.len); // not mappable: ENODEV
       else status = shmemMap(fd, m.foffset, m.moffset, m.len);
       process.stderr.write(`SETUPMAPPING ${m.foffset}+${m.len}@${m.moffset}: status ${status}\n`);
       return [status === 0n ? 0 : -E.EINVAL, Buffer.alloc(0)];

@@ -106,8 +106,8 @@ test('many files through a small window: LIFO eviction keeps every byte right', 
   }
 });
 
-test('hostile maps (outside the window, no fd, acked but never mapped) are refused; reads fall back to FUSE_READ', { timeout: 60_000 }, async () => {
-  for (const mode of ['map-outside', 'map-nofd', 'ack-no-map']) {
+test('hostile maps (outside the window, no fd, an fd that cannot be mapped, acked but never mapped) are refused; reads fall back to FUSE_READ', { timeout: 60_000 }, async () => {
+  for (const mode of ['map-outside', 'map-nofd', 'map-eventfd', 'ack-no-map']) {
     const data = randomBytes(3 * 1024 * 1024);
     const { s, log } = await withPeer(mode, { 'f.bin': data }, 16 * 1024 * 1024);
     try {
