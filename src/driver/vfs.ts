@@ -691,7 +691,16 @@ export class VirtioFs {
     return this.attrOf(nodeid);
   }
 
+  /**
+   * After a WRITE: the size may have changed. DAX mappings stay: they share
+   * the host file's page cache, so they already show the new bytes.
+   */
   noteWrite(nodeid: number): void {
+    this.invalidateAttr(nodeid);
+  }
+
+  /** After a size change that may shrink the file: pages past the new end must not be read. */
+  noteTruncate(nodeid: number): void {
     this.invalidateAttr(nodeid);
     this.dax?.invalidate(nodeid);
   }
@@ -834,7 +843,7 @@ export class VFileHandle {
   async truncate(len = 0): Promise<void> {
     this.check();
     await this.vfs.client.setattr(this.nodeid, { size: len, fh: this.fh });
-    this.vfs.noteWrite(this.nodeid);
+    this.vfs.noteTruncate(this.nodeid);
   }
 
   async sync(): Promise<void> {
