@@ -15,6 +15,8 @@ export interface VhostWorkerData {
   port: MessagePort;
   logLevel: LogLevel;
   maxWrite?: number;
+  /** DAX window bytes (shared memory region 0); absent: no window, SETUPMAPPING answers ENOSYS. */
+  daxWindow?: number;
 }
 
 /** A guest memory region with the fd to map (the worker maps it and closes the fd). */
@@ -39,6 +41,8 @@ export type ControlMsg =
   | { t: 'kick' | 'call' | 'err'; index: number; fd: number }
   | { t: 'enable'; index: number; enabled: boolean }
   | { t: 'reset' }
+  /** The backend request channel (SHMEM + BACKEND_SEND_FD + REPLY_ACK acked): the worker sends SHMEM_MAP/UNMAP on it. */
+  | { t: 'backend-req'; fd: number }
   | { t: 'exit' };
 
 export type ToWorker = ControlMsg & { id: number };

@@ -3,7 +3,8 @@
 // mappings and every virtqueue (hiprio included). It sleeps in epoll_wait on
 // all kick eventfds plus a control eventfd, drains each kicked queue in a
 // batch, and signals the call eventfd when the ring's notification rules say
-// so. Imports virtio/, fuse/server.ts, fs/create.ts, sys/ (mmap, eventfd,
+// so. Imports virtio/, fuse/server.ts, fuse/dax.ts, fs/create.ts,
+// vhost-user/shmem.ts (DAX map requests), sys/ (mmap, eventfd,
 // epoll, unix-socket for fcntl).
 //
 // Control messages (memory tables, ring setup) arrive on a MessagePort that is
@@ -15,6 +16,8 @@ import { fstatSync } from 'node:fs';
 import { FuseServer } from '../fuse/server.ts';
 import type { FileSystem } from '../fuse/filesystem.ts';
 import { createFileSystem } from '../fs/create.ts';
+import { DaxWindow, type ShmemMapper } from '../fuse/dax.ts';
+import { ShmemChannel } from '../vhost-user/shmem.ts';
 import { Chain } from '../virtio/chain.ts';
 import { DeviceQueue } from '../virtio/device-queue.ts';
 import { QueueError } from '../virtio/errors.ts';
@@ -70,6 +73,30 @@ interface MappedRegion {
  * across (Chain.push), so the cut is invisible to the driver.
  */
 const PIECE = 2 ** 31;
+
+/** FUSE_MAP_ALIGNMENT we announce with a DAX window: host pages (as virtiofsd); Linux maps 2 MiB ranges, multiples of it. */
+const DAX_ALIGN_LOG2 = 12;
+
+/** The DAX window's mapper: SHMEM_MAP/UNMAP on whichever backend channel the frontend gave us last. */
+class ChannelMapper implements ShmemMapper {
+  channel: ShmemChannel | null = null;
+  constructor(readonly windowSize: number) {}
+  get ready(): boolean {
+    return this.channel !== null && this.channel.ready;
+  }
+  map(fd: number, fdOffset: number, shmOffset: number, len: number, writable: boolean): void {
+    this.channel!.map(fd, fdOffset, shmOffset, len, writable);
+  }
+  unmap(shmOffset: number, len: number): void {
+    this.channel!.unmap(shmOffset, len);
+  }
+  setChannel(c: ShmemChannel | null): void {
+    this.channel?.close();
+    this.channel = c;
+  }
+}
+const daxMapper = data.daxWindow !== undefined ? new ChannelMapper(data.daxWindow) : null;
+const dax = daxMapper !== null ? new DaxWindow(daxMapper, DAX_ALIGN_LOG2, (msg) => log('warn', msg)) : null;
 
 class DataPlane {
   private readonly epoll = new Epoll(64);
@@ -133,6 +160,8 @@ class DataPlane {
   private newSession(): void {
     log('info', 'the guest started a new FUSE session (INIT again): starting over from a clean backend state');
     const old = this.fs;
+    // The old session's mappings name its files: take them out of the window.
+    dax?.unmapAll();
     if (this.spare === null) {
       // The memory backend: destroy() drops lookups and handles but keeps the files.
       old.destroy?.();
@@ -355,7 +384,16 @@ class DataPlane {
         if (m.enabled) this.processQueue(m.index);
         return undefined;
       }
+      case 'backend-req':
+        // A new channel (a reconnecting frontend): whatever was mapped through the old one is the frontend's past.
+        dax?.forgetAll();
+        if (daxMapper) daxMapper.setChannel(new ShmemChannel(m.fd, daxMapper.windowSize));
+        else closeFd(m.fd);
+        log('info', `backend request channel ready${daxMapper ? `: DAX window of ${daxMapper.windowSize} bytes` : ''}`);
+        return undefined;
       case 'reset':
+        // The frontend drops every shared-memory mapping when the device resets.
+        dax?.forgetAll();
         this.resetRings();
         this.swapMemory([], this.regions);
         return undefined;
@@ -430,6 +468,7 @@ class DataPlane {
     this.resetRings();
     this.swapMemory([], this.regions);
     this.epoll.close();
+    daxMapper?.setChannel(null);
   }
 }
 
@@ -438,6 +477,7 @@ try {
     new FuseServer(fs, {
       ...(data.maxWrite !== undefined ? { maxWrite: data.maxWrite } : {}),
       log: (level, msg) => log(level, msg),
+      ...(dax !== null ? { dax, mapAlignmentLog2: DAX_ALIGN_LOG2 } : {}),
     });
   // The passthrough backend's destroy() is final, so a guest reboot needs a
   // fresh one; build it ahead (creation is async, the serving loop is not).

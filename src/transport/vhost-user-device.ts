@@ -16,6 +16,7 @@ import { VhostUserBackend, type ServeResult, type VhostUserDevice } from '../vho
 import { VhostUserConnection } from '../vhost-user/connection.ts';
 import { VhostUserError } from '../vhost-user/errors.ts';
 import { ProtocolFeature, bit, encodeVirtioFsConfig, type MemoryRegion, type VringAddr } from '../vhost-user/message.ts';
+import { PROTOCOL_F_SHMEM } from '../vhost-user/frontend-messages.ts';
 import { VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC } from '../virtio/ring.ts';
 import { startTsWorker } from './ts-worker.ts';
 import type { ControlMsg, FromWorker, LogLevel, RegionMsg, ToWorker, VhostWorkerData } from './vhost-user-device-protocol.ts';
@@ -32,6 +33,12 @@ export interface VhostUserFsOptions {
   backend: BackendSpec;
   /** When set, offer the CONFIG protocol feature and serve a config space with this tag. */
   tag?: string;
+  /**
+   * DAX window bytes (a multiple of 2 MiB): offer protocol feature SHMEM with
+   * this window as shared memory region 0 and serve FUSE_SETUPMAPPING by
+   * SHMEM_MAP requests on the backend channel. Absent: no window (QEMU 7.2 sees no change).
+   */
+  daxWindow?: number;
   /** Request queues besides hiprio (default 1). */
   requestQueues?: number;
   maxWrite?: number;
@@ -72,6 +79,9 @@ const PROTOCOL_FEATURES =
   bit(ProtocolFeature.RESET_DEVICE) |
   bit(ProtocolFeature.CONFIGURE_MEM_SLOTS);
 const MAX_MEM_SLOTS = 32;
+const DAX_WINDOW_ALIGN = 2 * 1024 * 1024;
+/** With a DAX window: SHMEM, and file fds on the backend channel. */
+const DAX_PROTOCOL_FEATURES = bit(PROTOCOL_F_SHMEM) | bit(ProtocolFeature.BACKEND_SEND_FD);
 
 function toNumber(v: bigint, what: string): number {
   if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new VhostUserError('BAD_VALUE', `${what} 0x${v.toString(16)} is beyond 2^53`);
@@ -100,16 +110,21 @@ class FsDevice implements VhostUserDevice {
   private readonly pending = new Map<number, { resolve: (v: number | undefined) => void; reject: (e: Error) => void }>();
   private dead: Error | null = null;
   private backendReqFd = -1;
+  private ackedProtocol = 0n;
   readonly config?: () => Buffer;
+  readonly shmemRegions?: () => number[];
 
   constructor(
     private readonly post: (m: ToWorker) => void,
     private readonly controlFd: number,
     requestQueues: number,
     tag: string | undefined,
+    daxWindow: number | undefined,
   ) {
     this.numQueues = 1 + requestQueues;
-    this.protocolFeatures = PROTOCOL_FEATURES | (tag !== undefined ? bit(ProtocolFeature.CONFIG) : 0n);
+    this.protocolFeatures = PROTOCOL_FEATURES | (tag !== undefined ? bit(ProtocolFeature.CONFIG) : 0n)
+      | (daxWindow !== undefined ? DAX_PROTOCOL_FEATURES : 0n);
+    if (daxWindow !== undefined) this.shmemRegions = () => [daxWindow];
     if (tag !== undefined) {
       const space = encodeVirtioFsConfig(tag, requestQueues);
       this.config = () => space;
@@ -195,8 +210,17 @@ class FsDevice implements VhostUserDevice {
   async setVringEnable(index: number, enabled: boolean): Promise<void> {
     await this.call({ t: 'enable', index, enabled });
   }
+  setProtocolFeatures(f: bigint): void {
+    this.ackedProtocol = f;
+  }
   async setBackendReqFd(fd: number): Promise<void> {
-    // Kept for backend-initiated requests (DAX map/unmap, later); nothing is sent on it yet.
+    const dax = DAX_PROTOCOL_FEATURES | bit(ProtocolFeature.REPLY_ACK) | bit(ProtocolFeature.BACKEND_REQ);
+    if (this.shmemRegions && (this.ackedProtocol & dax) === dax) {
+      // The worker serves SETUPMAPPING: it sends SHMEM_MAP/UNMAP itself (fds are process-wide).
+      await this.call({ t: 'backend-req', fd }, [fd]);
+      return;
+    }
+    // Kept for other backend-initiated requests; nothing is sent on it.
     if (this.backendReqFd >= 0) closeFd(this.backendReqFd);
     this.backendReqFd = fd;
   }
@@ -218,6 +242,10 @@ export async function startVhostUserFsDevice(opts: VhostUserFsOptions): Promise<
   if (sources !== 1) throw new VhostUserDeviceError('give exactly one of socketPath, listenFd, connectedFd');
   const requestQueues = opts.requestQueues ?? 1;
   if (!Number.isInteger(requestQueues) || requestQueues < 1 || requestQueues > 64) throw new VhostUserDeviceError(`requestQueues ${requestQueues} is not in 1..64`);
+  const dw = opts.daxWindow;
+  if (dw !== undefined && (!Number.isSafeInteger(dw) || dw <= 0 || dw % DAX_WINDOW_ALIGN !== 0)) {
+    throw new VhostUserDeviceError(`DAX window of ${dw} bytes is not a positive multiple of 2 MiB (the Linux client's range size)`);
+  }
 
   const controlFd = eventfdCreate(0, true);
   const { port1, port2 } = new MessageChannel();
@@ -228,9 +256,10 @@ export async function startVhostUserFsDevice(opts: VhostUserFsOptions): Promise<
     port: port2,
     logLevel: opts.logLevel ?? 'warn',
     ...(opts.maxWrite !== undefined ? { maxWrite: opts.maxWrite } : {}),
+    ...(opts.daxWindow !== undefined ? { daxWindow: opts.daxWindow } : {}),
   };
   const worker: Worker = startTsWorker(new URL('./vhost-user-device-worker.ts', import.meta.url), data, { transferList: [port2] });
-  const device = new FsDevice((m) => port1.postMessage(m), controlFd, requestQueues, opts.tag);
+  const device = new FsDevice((m) => port1.postMessage(m), controlFd, requestQueues, opts.tag, opts.daxWindow);
 
   let requests = 0;
   let crash: Error | undefined;

@@ -1,6 +1,7 @@
 // Layer: vhost-user. The backend side of the protocol: validates each request
 // and drives a VhostUserDevice. Imports ./message.ts, ./connection.ts,
-// ./errors.ts, sys/eventfd.ts (closeFd for fds we refuse), sys/unix-socket.ts.
+// ./errors.ts, ./shmem.ts, ./frontend-messages.ts, sys/eventfd.ts (closeFd for
+// fds we refuse), sys/unix-socket.ts.
 //
 // Shape (STYLE 3, rust-vmm vhost): the connection frames messages, this file
 // checks syntax and state, a small device interface does the work. Requests
@@ -35,6 +36,8 @@ import {
   type MemoryRegion,
   type VringAddr,
 } from './message.ts';
+import { PROTOCOL_F_SHMEM } from './frontend-messages.ts';
+import { GET_SHMEM_CONFIG, encodeShmemConfig } from './shmem.ts';
 
 /** What a vhost-user device must do; every fd handed over becomes the device's to close. */
 export interface VhostUserDevice {
@@ -46,6 +49,10 @@ export interface VhostUserDevice {
   readonly maxMemSlots: number;
   /** Device config space bytes (only asked when CONFIG was offered). */
   config?(): Buffer;
+  /** Sizes of the VIRTIO shared memory regions (GET_SHMEM_CONFIG; only asked when SHMEM was offered). */
+  shmemRegions?(): number[];
+  /** The protocol features the frontend acked (SET_PROTOCOL_FEATURES). */
+  setProtocolFeatures?(features: bigint): void;
   setFeatures(features: bigint): Promise<void>;
   setMemTable(regions: MemoryRegion[], fds: number[]): Promise<void>;
   addMemRegion(region: MemoryRegion, fd: number): Promise<void>;
@@ -75,6 +82,7 @@ const REPLYING: ReadonlySet<number> = new Set([
   Request.GET_QUEUE_NUM,
   Request.GET_CONFIG,
   Request.GET_MAX_MEM_SLOTS,
+  GET_SHMEM_CONFIG,
 ]);
 
 export interface ServeResult {
@@ -245,6 +253,7 @@ export class VhostUserBackend {
         const unknown = f & ~d.protocolFeatures;
         if (unknown !== 0n) throw new VhostUserError('BAD_VALUE', `protocol features 0x${unknown.toString(16)} were never offered`);
         this.ackedProtocol = f;
+        d.setProtocolFeatures?.(f);
         return null;
       }
       case Request.SET_OWNER:
@@ -361,6 +370,11 @@ export class VhostUserBackend {
         const space = d.config();
         if (c.offset > space.length || c.size > space.length - c.offset) throw new VhostUserError('BAD_VALUE', `config range ${c.offset}+${c.size} past ${space.length} bytes`);
         return encodeConfig({ offset: c.offset, size: c.size, flags: c.flags, payload: space.subarray(c.offset, c.offset + c.size) });
+      }
+      case GET_SHMEM_CONFIG: {
+        this.noFds(msg);
+        if (!d.shmemRegions || !this.protocolNegotiated(PROTOCOL_F_SHMEM)) throw new VhostUserError('BAD_STATE', 'GET_SHMEM_CONFIG without SHMEM negotiated');
+        return encodeShmemConfig(d.shmemRegions());
       }
       case Request.SET_CONFIG:
         throw new VhostUserError('BAD_STATE', 'the virtio-fs config space is read-only');

@@ -23,6 +23,13 @@ serves DIR to the guest, and exits 0 when the VM disconnects.
   Guest side:
     mount -t virtiofs TAG /mnt
 
+  With a DAX window (QEMU 11.1+: the generic device; serve --tag TAG --dax-window 1G):
+    -chardev socket,id=vfs,path=PATH
+    -device vhost-user-test-device-pci,virtio-id=26,num_vqs=2,vq_size=1024,config_size=40,chardev=vfs
+    -object memory-backend-memfd,id=mem,size=1G,share=on -numa node,memdev=mem
+  Guest side:
+    mount -t virtiofs -o dax=always TAG /mnt
+
 Options:
   --socket-path PATH        create the listening socket at PATH
   --fd N                    accept on the already listening socket fd N (libvirt)
@@ -38,6 +45,12 @@ Options:
   --tag TAG                 offer the config space (tag) to frontends that ask
                             for it. Off by default: QEMU 7.1-8.0 crash when a
                             vhost-user-fs backend offers CONFIG
+  --dax-window SIZE         offer a DAX window of SIZE (e.g. 1G; a multiple of 2M):
+                            protocol feature SHMEM, the window as shared memory
+                            region 0, FUSE_SETUPMAPPING served by SHMEM_MAP.
+                            Needs a frontend with SHMEM (QEMU 11.1's generic
+                            vhost-user device, our client --dax-window); others
+                            never see it
   --log-level LEVEL         error|warn|info|debug (also off, trace); default warn
   --print-capabilities      print the vhost-user backend capabilities as JSON, exit
   -o OPTS                   virtiofsd (C) style: source=DIR, cache=none|auto|always,
@@ -56,6 +69,7 @@ const options = {
   writeback: { type: 'boolean' },
   'thread-pool-size': { type: 'string' },
   tag: { type: 'string' },
+  'dax-window': { type: 'string' },
   'log-level': { type: 'string' },
   'print-capabilities': { type: 'boolean' },
   o: { type: 'string', short: 'o', multiple: true },
@@ -182,6 +196,16 @@ export async function run(argv: string[]): Promise<number> {
   if (values.tag !== undefined && (Buffer.byteLength(values.tag) === 0 || Buffer.byteLength(values.tag) > 36)) {
     throw new UsageError('--tag must be 1 to 36 bytes', 'serve');
   }
+  let daxWindow: number | undefined;
+  if (values['dax-window'] !== undefined) {
+    try {
+      daxWindow = parseByteSize(values['dax-window']);
+    } catch (err) {
+      throw new UsageError(`--dax-window: ${(err as Error).message}`, 'serve');
+    }
+    if (daxWindow === 0) daxWindow = undefined;
+    else if (daxWindow % (2 * 1024 * 1024) !== 0) throw new UsageError(`--dax-window must be a multiple of 2M (got '${values['dax-window']}')`, 'serve');
+  }
   const backend: BackendSpec = {
     kind,
     readonly: !!(values.readonly ?? legacy.readonly),
@@ -202,6 +226,7 @@ export async function run(argv: string[]): Promise<number> {
       ...(socketPath !== undefined ? { socketPath } : { listenFd: listenFd! }),
       backend,
       ...(values.tag !== undefined ? { tag: values.tag } : {}),
+      ...(daxWindow !== undefined ? { daxWindow } : {}),
       logLevel: level === 'off' ? 'error' : level,
       log: say,
     });
@@ -230,4 +255,11 @@ export async function run(argv: string[]): Promise<number> {
     return 1;
   }
   return 0;
+}
+
+/** '1G', '512M', '2097152' -> bytes (binary units). */
+function parseByteSize(s: string): number {
+  const m = /^(\d+)([kKmMgG]?)(i?[bB])?$/.exec(s.trim());
+  if (!m) throw new RangeError(`not a size: '${s}' (use e.g. 64M, 1G)`);
+  return Number(m[1]) * { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g'];
 }
