@@ -71,7 +71,7 @@ export class TestFrontend {
   }
 
   /** True when the backend has closed its end (EOF within timeoutMs). */
-  closedByPeer(timeoutMs = 5000): boolean {
+  closedByPeer(timeoutMs = 30_000): boolean {
     if (!pollFd(this.fd, timeoutMs)) return false;
     const b = Buffer.alloc(64);
     const n = this.ch.recv(b, 0, 64, []);
