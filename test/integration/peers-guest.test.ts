@@ -36,6 +36,8 @@ function share(name: string) {
 
 // Guest-made data through WRITE, read back after dropping the guest's caches.
 const SCRIPT = [
+  // QEMU names its machine type in SMBIOS: proof the guest runs on the fetched QEMU, not the system's 7.2.
+  'echo machine=$(cat /sys/class/dmi/id/product_version)',
   'sha256sum sub/big.bin',
   'dd if=/dev/urandom of=from-guest.bin bs=1024 count=512 2>/dev/null',
   'printf xyz >> from-guest.bin',
@@ -51,7 +53,9 @@ async function rustDaemon(name: string, root: string, tag?: string): Promise<Rus
   return d;
 }
 
-function checkBytes(output: string, root: string, big: Buffer, log: string) {
+function checkBytes(output: string, root: string, big: Buffer, log: string, qemuVersion: string) {
+  const [major, minor] = qemuVersion.split('.');
+  assert.match(output, new RegExp(`^machine=pc-i440fx-${major}\\.${minor}$`, 'm'), `the guest is not on QEMU ${qemuVersion}:\n${output}`);
   assert.ok(output.includes(`${sha(big)}  sub/big.bin`), `guest read different bytes of big.bin:\n${output}`);
   const fromGuest = readFileSync(join(root, 'from-guest.bin'));
   assert.equal(fromGuest.length, 512 * 1024 + 3, log);
@@ -64,7 +68,7 @@ test('QEMU 11.1 + Rust virtiofsd 1.14 on vhost-user-fs-pci: a guest reads and wr
   const d = await rustDaemon('fs-pci', root);
   const r = await runInGuest({ socketPath: d.socketPath, qemu: qemuCommandOf(qemu), command: SCRIPT.join('\n'), timeoutMs: 180_000 });
   assert.equal(r.exitCode, 0, `guest script failed:\n${r.output}\n--- virtiofsd ${d.version} ---\n${d.log()}`);
-  checkBytes(r.output, root, big, d.log());
+  checkBytes(r.output, root, big, d.log(), qemu.version);
   const code = await Promise.race([d.exited, new Promise((res) => setTimeout(() => res('still running'), 15_000))]);
   assert.equal(code, 0, `virtiofsd did not exit 0 after the VM left:\n${d.log()}`);
 });
@@ -77,7 +81,7 @@ test('QEMU 11.1 generic vhost-user device + Rust virtiofsd --tag: the guest moun
   const script = SCRIPT.join('\n');
   const r = await runInGuest({ socketPath: d.socketPath, tag, qemu: qemuCommandOf(qemu), fsDevice: genericFsDevice(), command: script, timeoutMs: 180_000 });
   assert.equal(r.exitCode, 0, `guest script failed:\n${r.output}\n--- boot ---\n${r.bootLog.slice(-3000)}\n--- virtiofsd ${d.version} ---\n${d.log()}`);
-  checkBytes(r.output, root, big, d.log());
+  checkBytes(r.output, root, big, d.log(), qemu.version);
 
   // A second VM (Rust virtiofsd serves one VM per process) asks for DAX at mount time.
   const d2 = await rustDaemon('generic-dax', root, tag);
