@@ -96,9 +96,9 @@ describe('POSIX battery: native directory vs FUSE mounts (kernel as client)', { 
     return n;
   };
   /** A populated tree and the battery's answers on a native read-only bind mount of it. */
-  const nativeReadonly = async (skipXattr: boolean): Promise<{ source: string; lines: string[] }> => {
+  const nativeReadonly = async (): Promise<{ source: string; lines: string[] }> => {
     const source = temp('battery-ro-src-');
-    await runBatteryOk(source, { mode: 'populate-readonly', skipXattr });
+    await runBatteryOk(source, { mode: 'populate-readonly' });
     const roNative = temp('battery-ro-native-');
     for (const args of [['--bind', source, roNative], ['-o', 'remount,bind,ro', roNative]]) {
       const m = spawnSync('mount', args, { encoding: 'utf8' });
@@ -106,7 +106,7 @@ describe('POSIX battery: native directory vs FUSE mounts (kernel as client)', { 
     }
     mounts.push(roNative);
     try {
-      return { source, lines: await runBatteryOk(roNative, { mode: 'expect-readonly', skipXattr }) };
+      return { source, lines: await runBatteryOk(roNative, { mode: 'expect-readonly' }) };
     } finally {
       forceUnmount(roNative);
     }
@@ -146,7 +146,7 @@ describe('POSIX battery: native directory vs FUSE mounts (kernel as client)', { 
   }
 
   it('passthrough --readonly: EROFS exactly where a native read-only mount gives it', { timeout: 120_000 }, async () => {
-    const oracle = await nativeReadonly(false);
+    const oracle = await nativeReadonly();
     const before = treeManifest(oracle.source);
     const m = await mountOurs({ sharedDir: oracle.source, fs: 'passthrough', readonly: true, xattr: true });
     mounts.push(m.mountpoint);
@@ -161,17 +161,15 @@ describe('POSIX battery: native directory vs FUSE mounts (kernel as client)', { 
     assert.deepEqual(treeManifest(oracle.source), before, 'a read-only mount changed the shared directory');
   });
 
-  // The memory backend seeds itself from the host tree with node:fs, which has
-  // no xattr API (its seed carries contents, modes, owners, symlinks), so the
-  // xattr part of the fixture is left out on both sides here.
+  // The memory backend copies the host tree (names, modes, owners, xattrs) at start-up.
   it('memory --readonly (seeded from a host tree): EROFS exactly where a native read-only mount gives it', { timeout: 120_000 }, async () => {
-    const oracle = await nativeReadonly(true);
+    const oracle = await nativeReadonly();
     const before = treeManifest(oracle.source);
     const m = await mountOurs({ sharedDir: oracle.source, fs: 'memory', readonly: true, xattr: true });
     mounts.push(m.mountpoint);
     let lines: string[];
     try {
-      lines = await runBatteryOk(m.mountpoint, { mode: 'expect-readonly', skipXattr: true });
+      lines = await runBatteryOk(m.mountpoint, { mode: 'expect-readonly' });
     } finally {
       await m.stop();
     }
