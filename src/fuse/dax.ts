@@ -123,6 +123,7 @@ export class DaxWindow {
       });
     } catch (err) {
       if (!lent) this.stats.refused++;
+      else this.log(`DAX: mapping node ${nodeid} 0x${foffset.toString(16)}+0x${len.toString(16)} at 0x${moffset.toString(16)} failed: ${(err as Error).message}`);
       throw err;
     }
     this.insert({ moffset, len, nodeid, foffset, writable });
