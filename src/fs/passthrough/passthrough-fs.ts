@@ -176,6 +176,8 @@ export class PassthroughFs implements FileSystem {
   private readonly targetBuf = Buffer.alloc(PATH_MAX);
   private readonly sb = Buffer.alloc(STATX_SIZE);
   private destroyed = false;
+  /** getdents64 calls made so far (tests hold readdir to one pass over the host directory). */
+  private getdentsCalls = 0;
   /** st_dev -> whether files there skip FLUSH (see LOCAL_FS_TYPES). */
   private readonly noFlushByDev = new Map<number, boolean>();
 
@@ -202,8 +204,8 @@ export class PassthroughFs implements FileSystem {
   }
 
   /** Diagnostics for tests: known node ids and open handles. */
-  get stats(): { inodes: number; liveFds: number; handles: number } {
-    return { inodes: this.store.size, liveFds: this.store.liveFds, handles: this.handles.size };
+  get stats(): { inodes: number; liveFds: number; handles: number; getdentsCalls: number } {
+    return { inodes: this.store.size, liveFds: this.store.liveFds, handles: this.handles.size, getdentsCalls: this.getdentsCalls };
   }
 
   /** The lookup count the backend holds for a node (tests check the contract with it). */
@@ -730,6 +732,7 @@ export class PassthroughFs implements FileSystem {
     if (ds.pos < ds.len) return true;
     ds.buf ??= Buffer.alloc(DIRENT_BUF_SIZE);
     const n = sys.getdents64(h.fd, ds.buf);
+    this.getdentsCalls++;
     ds.bufIndex = ds.index;
     ds.len = n;
     ds.pos = 0;
