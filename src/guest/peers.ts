@@ -191,6 +191,7 @@ export function parseAptSources(text: string, file: string): AptSourceEntry[] {
 }
 
 const DEBIAN_KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
+const SUITE_NAME = /^[a-z0-9][a-z0-9.-]*$/;
 
 function systemCodename(): string | undefined {
   try {
@@ -255,6 +256,8 @@ function privateApt(cache: string, suites: string[]): PrivateApt {
   // An empty dpkg status: apt resolves the full closure as for an empty system.
   if (!existsSync(status)) writeFileSync(status, '');
   const all = [...new Set(['trixie', ...suites])];
+  const bad = all.find((s) => !SUITE_NAME.test(s));
+  if (bad !== undefined) throw new PeerFetchError(`'${bad}' is not a Debian suite name (check VIRTIOFS_TS_QEMU_SUITE / VIRTIOFS_TS_VIRTIOFSD_SUITE)`);
   const sources = all.map((s) => `deb [signed-by=${archive.signedBy}] ${archive.uri} ${s} main\n`).join('');
   const sourcesFile = join(dir, 'etc/sources.list');
   const old = existsSync(sourcesFile) ? readFileSync(sourcesFile, 'utf8') : '';
@@ -431,10 +434,13 @@ async function ensurePeer(spec: PeerSpec, progress: Progress): Promise<PeerLaunc
   if (cached) return launchOf(cache, spec, cached);
   if (cache.includes(':')) throw new PeerFetchError(`the peers cache dir ${cache} contains ':', which the loader's --library-path cannot carry; set VIRTIOFS_TS_PEERS_CACHE`);
   mkdirSync(cache, { recursive: true });
+  if (!SUITE_NAME.test(suite)) throw new PeerFetchError(`${spec.suiteEnv}='${suite}' is not a Debian suite name`);
   const release = await lock(cache, progress);
   try {
     const again = readStamp(cache, spec, suite); // someone else may have fetched it while we waited
     if (again) return launchOf(cache, spec, again);
+    // Holding the lock, any temp dir is a leftover of a fetch that was killed.
+    for (const f of readdirSync(cache)) if (f.startsWith('.tmp-')) rmSync(join(cache, f), { recursive: true, force: true });
     return launchOf(cache, spec, await fetchPeer(cache, spec, suite, progress));
   } finally {
     release();
