@@ -16,8 +16,9 @@ import { fstatSync } from 'node:fs';
 import { FuseServer } from '../fuse/server.ts';
 import type { FileSystem } from '../fuse/filesystem.ts';
 import { createFileSystem } from '../fs/create.ts';
-import { DaxWindow, type ShmemMapper } from '../fuse/dax.ts';
+import { DaxWindow } from '../fuse/dax.ts';
 import { ShmemChannel } from '../vhost-user/shmem.ts';
+import { ChannelMapper } from './dax-mapper.ts';
 import { Chain } from '../virtio/chain.ts';
 import { DeviceQueue } from '../virtio/device-queue.ts';
 import { QueueError } from '../virtio/errors.ts';
@@ -78,24 +79,7 @@ const PIECE = 2 ** 31;
 const DAX_ALIGN_LOG2 = 12;
 
 /** The DAX window's mapper: SHMEM_MAP/UNMAP on whichever backend channel the frontend gave us last. */
-class ChannelMapper implements ShmemMapper {
-  channel: ShmemChannel | null = null;
-  constructor(readonly windowSize: number) {}
-  get ready(): boolean {
-    return this.channel !== null && this.channel.ready;
-  }
-  map(fd: number, fdOffset: number, shmOffset: number, len: number, writable: boolean): void {
-    this.channel!.map(fd, fdOffset, shmOffset, len, writable);
-  }
-  unmap(shmOffset: number, len: number): void {
-    this.channel!.unmap(shmOffset, len);
-  }
-  setChannel(c: ShmemChannel | null): void {
-    this.channel?.close();
-    this.channel = c;
-  }
-}
-const daxMapper = data.daxWindow !== undefined ? new ChannelMapper(data.daxWindow) : null;
+const daxMapper = data.daxWindow !== undefined ? new ChannelMapper(data.daxWindow, (msg) => log('info', msg)) : null;
 const dax = daxMapper !== null ? new DaxWindow(daxMapper, DAX_ALIGN_LOG2, (msg) => log('warn', msg)) : null;
 
 class DataPlane {
@@ -250,8 +234,12 @@ class DataPlane {
     this.requests++;
     if (this.reqBuf.readUInt32LE(4) === FUSE_INIT && this.server.negotiated !== null) this.newSession();
     let reply: Buffer | null;
+    // DAX copies of files' last pages (dax-mapper.ts) are synced around every request.
+    const tails = daxMapper !== null && daxMapper.tailPages > 0;
+    if (tails) daxMapper.syncTails();
     try {
       reply = this.server.handle(this.reqBuf.subarray(0, n));
+      if (tails || (daxMapper !== null && daxMapper.tailPages > 0)) daxMapper!.syncTails();
     } catch (err) {
       log('error', `FUSE server failed: ${(err as Error).stack ?? err}`);
       return this.errorReply(mem, chain, EIO);
@@ -274,7 +262,42 @@ class DataPlane {
     return chain.scatter(mem, b, FUSE_OUT_HEADER_SIZE);
   }
 
+  /** Control messages put off while a DAX map request waited (handled in order afterwards). */
+  private deferred: ToWorker[] = [];
+
+  /**
+   * Inside a SETUPMAPPING, waiting for the frontend's ack: QEMU first adds the
+   * new mapping to the guest memory map and waits for our ADD_MEM_REG /
+   * REM_MEM_REG ack, so those are handled now (they add or drop a region the
+   * request in flight does not use). Anything else waits until the request is
+   * done, in order.
+   */
+  controlWhileWaiting(): void {
+    eventfdDrain(data.controlFd);
+    for (;;) {
+      const m = receiveMessageOnPort(port);
+      if (m === undefined) return;
+      const msg = m.message as ToWorker;
+      if (this.deferred.length === 0 && (msg.t === 'add-region' || msg.t === 'remove-region')) this.controlOne(msg);
+      else {
+        this.deferred.push(msg);
+        // The main loop's epoll must see it once this request is done.
+        eventfdSignal(data.controlFd);
+      }
+    }
+  }
+
+  private controlOne(msg: ToWorker): void {
+    try {
+      const value = this.control(msg);
+      post({ t: 'ack', id: msg.id, ...(value !== undefined ? { value } : {}) });
+    } catch (err) {
+      post({ t: 'ack', id: msg.id, error: (err as Error).message });
+    }
+  }
+
   private drainControl(): void {
+    for (const msg of this.deferred.splice(0)) this.controlOne(msg);
     for (;;) {
       const m = receiveMessageOnPort(port);
       if (m === undefined) return;
@@ -387,13 +410,14 @@ class DataPlane {
       case 'backend-req':
         // A new channel (a reconnecting frontend): whatever was mapped through the old one is the frontend's past.
         dax?.forgetAll();
-        if (daxMapper) daxMapper.setChannel(new ShmemChannel(m.fd, daxMapper.windowSize));
+        if (daxMapper) daxMapper.setChannel(new ShmemChannel(m.fd, daxMapper.windowSize, 10_000, 0, () => this.controlWhileWaiting()));
         else closeFd(m.fd);
         log('info', `backend request channel ready${daxMapper ? `: DAX window of ${daxMapper.windowSize} bytes` : ''}`);
         return undefined;
       case 'reset':
         // The frontend drops every shared-memory mapping when the device resets.
         dax?.forgetAll();
+        daxMapper?.dropAll();
         this.resetRings();
         this.swapMemory([], this.regions);
         return undefined;
@@ -468,7 +492,8 @@ class DataPlane {
     this.resetRings();
     this.swapMemory([], this.regions);
     this.epoll.close();
-    daxMapper?.setChannel(null);
+    daxMapper?.dropAll();
+    daxMapper?.close();
   }
 }
 

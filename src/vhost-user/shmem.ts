@@ -41,6 +41,7 @@ export class ShmemRequestError extends Error {
 }
 
 const ACK_SIZE = HEADER_SIZE + 8;
+const WAIT_SLICE_MS = 2;
 
 /**
  * SHMEM_MAP / SHMEM_UNMAP of region `shmid` over one backend request channel.
@@ -59,6 +60,12 @@ export class ShmemChannel {
     readonly windowSize: number,
     private readonly timeoutMs = 10_000,
     private readonly shmid = 0,
+    /**
+     * Run while waiting for an ack (every few ms): QEMU adds each new mapping
+     * to the guest's memory map and sends us ADD_MEM_REG / REM_MEM_REG, waiting
+     * for OUR ack before it acks the map; the caller must keep serving those.
+     */
+    private readonly whileWaiting: () => void = () => {},
   ) {
     this.ch = new UnixChannel(fd);
     // Ours alone (the frontend closed its copy of this end): blocking I/O.
@@ -104,8 +111,11 @@ export class ShmemChannel {
     if (sent !== m.length) this.fail(`sent ${sent} of ${m.length} bytes`);
     let got = 0;
     const junk: number[] = [];
+    const t0 = Date.now();
     while (got < ACK_SIZE) {
-      if (!pollFd(this.fd, this.timeoutMs)) {
+      if (!pollFd(this.fd, WAIT_SLICE_MS)) {
+        this.whileWaiting();
+        if (Date.now() - t0 < this.timeoutMs) continue;
         const e = new ShmemRequestError(E.ETIMEDOUT, `frontend did not acknowledge ${request === BackendRequest.SHMEM_MAP ? 'SHMEM_MAP' : 'SHMEM_UNMAP'} within ${this.timeoutMs} ms`);
         this.broken = e.message;
         throw e;

@@ -1,0 +1,252 @@
+// Layer: transport (data-plane worker). The DAX window's ShmemMapper over the
+// vhost-user backend request channel, with the one workaround QEMU needs.
+// Imports fuse/dax.ts (types), vhost-user/shmem.ts, sys/ (mmap, syscalls).
+//
+// QEMU 11.1 maps each SHMEM_MAP with memory_region_init_ram_from_fd(), which
+// refuses a range that STRADDLES the end of its file ("backing store size ...
+// is too small"): ranges wholly inside or wholly past EOF are accepted. The
+// Linux client maps whole 2 MiB ranges, so every file whose size is not a
+// multiple of 2 MiB has such a range. Our TypeScript frontend has no such
+// rule. So: a map is sent as asked; when the frontend refuses one that
+// straddles EOF, the channel switches to split mode for good, and such ranges
+// are sent as
+//   - the page-aligned part below EOF, mapped from the file itself;
+//   - the page holding EOF (when the size is not page aligned) from a private
+//     4 KiB memfd "tail page" holding those bytes;
+//   - nothing past that page (the guest never touches pages past EOF).
+// A tail page is a copy, so it is kept coherent by syncTails(), which the
+// worker runs before and after every FUSE request: bytes the guest wrote into
+// it (they differ from the last known copy) are written to the file, then the
+// file's current bytes are read back into it (the guest's FUSE_WRITEs, host
+// changes, truncation: bytes past EOF read as zeros). Known limits: a host
+// change to the last page shows only at the guest's next request, and a guest
+// store racing with a sync can be lost; only the EOF page of a file is ever
+// a copy.
+//
+// Second QEMU 11.1 rule: it mmaps every SHMEM_MAP fd PROT_READ|PROT_WRITE
+// (a read-only map only makes the guest's view read-only), so an fd opened
+// O_RDONLY fails with EACCES. A read-only map is therefore sent with an O_RDWR
+// reopen of the same file when the host allows one (the guest still gets a
+// read-only mapping), else with the fd as lent.
+import { constants } from 'node:os';
+import type { ShmemMapper } from '../fuse/dax.ts';
+import { ShmemChannel, ShmemRequestError } from '../vhost-user/shmem.ts';
+import { mapFd, memfdCreate, unmap, type Mapping } from '../sys/mmap.ts';
+import * as sys from '../sys/syscalls.ts';
+import { fdStatusFlags } from '../sys/fd-flags.ts';
+
+const PAGE = 4096;
+const E = constants.errno;
+
+interface TailPage {
+  memfd: number;
+  mapping: Mapping;
+  view: Buffer;
+  /** What the file held at the last sync (the guest's writes are what differs from it). */
+  known: Buffer;
+  /** Our own fd of the file (a dup of the lent one): read, and written when writable. */
+  fileFd: number;
+  fileOffset: number;
+  writable: boolean;
+}
+
+interface Piece {
+  shmOffset: number;
+  len: number;
+  tail: TailPage | null;
+}
+
+export class ChannelMapper implements ShmemMapper {
+  private channel: ShmemChannel | null = null;
+  /** Window offset of each live mapping -> what was really sent for it (split mode). */
+  private readonly pieces = new Map<number, Piece[]>();
+  private readonly tails = new Set<TailPage>();
+  /** Set once the frontend refused a range straddling EOF (QEMU). */
+  splitMode = false;
+  private readonly scratch = Buffer.alloc(PAGE);
+
+  constructor(readonly windowSize: number, private readonly log: (msg: string) => void = () => {}) {}
+
+  get ready(): boolean {
+    return this.channel !== null && this.channel.ready;
+  }
+
+  get tailPages(): number {
+    return this.tails.size;
+  }
+
+  /** A new backend channel: mappings made through the old one are the frontend's past. */
+  setChannel(c: ShmemChannel | null): void {
+    this.channel?.close();
+    this.channel = c;
+    this.dropAll(false);
+  }
+
+  /** The frontend dropped its mappings (device reset): forget ours, writing tail pages back first. */
+  dropAll(writeBack = true): void {
+    for (const t of this.tails) {
+      if (writeBack) this.syncTail(t);
+      this.freeTail(t);
+    }
+    this.tails.clear();
+    this.pieces.clear();
+  }
+
+  map(lent: number, fdOffset: number, shmOffset: number, len: number, writable: boolean): void {
+    let rw = -1;
+    if (!writable && (fdStatusFlags(lent) & sys.O_ACCMODE) === sys.O_RDONLY) {
+      try {
+        rw = sys.open(`/proc/self/fd/${lent}`, sys.O_RDWR);
+      } catch {
+        rw = -1; // a read-only file system or an immutable file: send the fd as lent
+      }
+    }
+    try {
+      this.mapWith(rw >= 0 ? rw : lent, fdOffset, shmOffset, len, writable);
+    } finally {
+      if (rw >= 0) sys.close(rw);
+    }
+  }
+
+  private mapWith(fd: number, fdOffset: number, shmOffset: number, len: number, writable: boolean): void {
+    const ch = this.channel!;
+    const size = sys.fstat(fd).size;
+    const straddles = fdOffset < size && size < fdOffset + len;
+    if (!straddles || !this.splitMode) {
+      try {
+        ch.map(fd, fdOffset, shmOffset, len, writable);
+        return;
+      } catch (err) {
+        if (!straddles || !(err instanceof ShmemRequestError) || !ch.ready) throw err;
+        this.splitMode = true;
+        this.log('DAX: the frontend refuses mappings that straddle the end of a file (QEMU): mapping the part below EOF and a copy of the last page from now on');
+      }
+    }
+    const below = Math.floor((size - fdOffset) / PAGE) * PAGE;
+    const pieces: Piece[] = [];
+    try {
+      if (below > 0) {
+        ch.map(fd, fdOffset, shmOffset, below, writable);
+        pieces.push({ shmOffset, len: below, tail: null });
+      }
+      if (size % PAGE !== 0) {
+        const tail = this.makeTail(fd, fdOffset + below, writable);
+        try {
+          ch.map(tail.memfd, 0, shmOffset + below, PAGE, writable);
+        } catch (err) {
+          this.freeTail(tail);
+          throw err;
+        }
+        this.tails.add(tail);
+        pieces.push({ shmOffset: shmOffset + below, len: PAGE, tail });
+      }
+    } catch (err) {
+      this.unmapPieces(pieces);
+      throw err;
+    }
+    if (pieces.length === 0) throw new ShmemRequestError(E.EINVAL, 'nothing of the range lies below EOF');
+    this.pieces.set(shmOffset, pieces);
+  }
+
+  unmap(shmOffset: number, len: number): void {
+    const pieces = this.pieces.get(shmOffset);
+    if (pieces === undefined) {
+      this.channel!.unmap(shmOffset, len);
+      return;
+    }
+    this.pieces.delete(shmOffset);
+    this.unmapPieces(pieces);
+  }
+
+  /** Write the guest's stores in tail pages to their files, then refresh the copies. Cheap when there are none. */
+  syncTails(): void {
+    for (const t of this.tails) this.syncTail(t);
+  }
+
+  close(): void {
+    this.setChannel(null);
+  }
+
+  private unmapPieces(pieces: Piece[]): void {
+    let first: unknown = null;
+    for (const p of pieces) {
+      try {
+        if (p.tail) this.syncTail(p.tail);
+        this.channel?.unmap(p.shmOffset, p.len);
+      } catch (err) {
+        first ??= err;
+      } finally {
+        if (p.tail) {
+          this.tails.delete(p.tail);
+          this.freeTail(p.tail);
+        }
+      }
+    }
+    if (first !== null) throw first;
+  }
+
+  private makeTail(fd: number, fileOffset: number, writable: boolean): TailPage {
+    const memfd = memfdCreate('virtiofs-ts-dax-tail', PAGE);
+    let mapping: Mapping | null = null;
+    let fileFd = -1;
+    try {
+      mapping = mapFd(memfd, PAGE, 0, true);
+      fileFd = sys.dup(fd);
+      const t: TailPage = { memfd, mapping, view: Buffer.from(mapping.view(0, PAGE)), known: Buffer.alloc(PAGE), fileFd, fileOffset, writable };
+      this.pull(t);
+      return t;
+    } catch (err) {
+      if (mapping) unmap(mapping);
+      if (fileFd >= 0) sys.close(fileFd);
+      sys.close(memfd);
+      throw err;
+    }
+  }
+
+  private freeTail(t: TailPage): void {
+    try {
+      unmap(t.mapping);
+    } finally {
+      sys.close(t.memfd);
+      sys.close(t.fileFd);
+    }
+  }
+
+  private syncTail(t: TailPage): void {
+    try {
+      if (t.writable) this.push(t);
+      this.pull(t);
+    } catch (err) {
+      this.log(`DAX: syncing the copy of the last page at file offset ${t.fileOffset}: ${(err as Error).message}`);
+    }
+  }
+
+  /** Bytes the guest changed in the copy go to the file (only below the current EOF). */
+  private push(t: TailPage): void {
+    if (t.view.equals(t.known)) return;
+    const valid = Math.min(PAGE, Math.max(0, sys.fstat(t.fileFd).size - t.fileOffset));
+    let i = 0;
+    while (i < valid) {
+      if (t.view[i] === t.known[i]) {
+        i++;
+        continue;
+      }
+      let j = i;
+      while (j < valid && t.view[j] !== t.known[j]) j++;
+      sys.pwrite(t.fileFd, t.view, i, j - i, t.fileOffset + i);
+      t.view.copy(t.known, i, i, j);
+      i = j;
+    }
+  }
+
+  /** The file's current bytes into the copy; past EOF reads as zeros. */
+  private pull(t: TailPage): void {
+    const s = this.scratch;
+    const n = sys.pread(t.fileFd, s, 0, PAGE, t.fileOffset);
+    s.fill(0, Math.max(0, n));
+    if (!s.equals(t.known) || !t.view.equals(s)) {
+      s.copy(t.view);
+      s.copy(t.known);
+    }
+  }
+}
