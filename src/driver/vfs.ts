@@ -678,7 +678,7 @@ export class VirtioFs {
 
   /** One READ at `pos`, through the DAX window when it can serve it. */
   async readOnce(nodeid: number, fh: number, pos: number, len: number): Promise<Buffer> {
-    if (this.dax) {
+    if (this.dax?.enabled) {
       const a = await this.attrOf(nodeid);
       const b = await this.dax.read(nodeid, fh, pos, len, a.size);
       if (b) return b;
