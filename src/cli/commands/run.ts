@@ -34,6 +34,11 @@ Options:
   --readonly                the guest cannot change DIR: our daemon refuses every
                             change (EROFS) and the guest mounts it read-only
                             (the C virtiofsd has no such mode: guest-side only)
+  --dax-window SIZE         DAX: our daemon offers a window of SIZE (e.g. 256M, a
+                            multiple of 2M) and the guest mounts the root with
+                            dax=always. Needs QEMU 11.1 (its generic vhost-user
+                            device), fetched once into .cache/peers/ from
+                            Debian's archive without touching the system
   --timeout SECONDS         kill the VM after this long and exit 124 (default: none)
   --no-tty                  never give CMD the console as a terminal
   --verbose                 say what is happening, and the boot time
@@ -54,6 +59,7 @@ const options = {
   cache: { type: 'string' },
   readonly: { type: 'boolean' },
   timeout: { type: 'string' },
+  'dax-window': { type: 'string' },
   'no-tty': { type: 'boolean' },
   verbose: { type: 'boolean' },
   debug: { type: 'boolean' },
@@ -81,7 +87,7 @@ interface RunningDaemon {
   log(): string;
 }
 
-async function startDaemon(kind: DaemonKind, rootDir: string, cache: Cache, readonly: boolean, socketPath: string, verbose: boolean): Promise<RunningDaemon> {
+async function startDaemon(kind: DaemonKind, rootDir: string, cache: Cache, readonly: boolean, socketPath: string, verbose: boolean, daxWindow?: number): Promise<RunningDaemon> {
   if (kind === 'virtiofsd') {
     if (typeof process.getuid === 'function' && process.getuid() !== 0) {
       throw new CliError("QEMU's C virtiofsd needs root (it sandboxes itself in namespaces); run with sudo or use --daemon ours");
@@ -95,6 +101,8 @@ async function startDaemon(kind: DaemonKind, rootDir: string, cache: Cache, read
   const device = await startVhostUserFsDevice({
     socketPath,
     backend: { kind: 'passthrough', sharedDir: rootDir, readonly, cache, xattr: false, writeback: false },
+    // The generic device (DAX) reads the tag from our config space.
+    ...(daxWindow !== undefined ? { tag: 'rootfs', daxWindow } : {}),
     logLevel: verbose ? 'info' : 'warn',
     log: (level, msg) => {
       const line = `${level}: ${msg}\n`;
@@ -125,6 +133,13 @@ export async function run(argv: string[]): Promise<number> {
     const s = Number(values.timeout);
     if (!(s > 0) || s * 1000 > timeoutMs) throw new UsageError(`--timeout must be a positive number of seconds (got '${values.timeout}')`, 'run');
     timeoutMs = Math.round(s * 1000);
+  }
+  let daxWindow: number | undefined;
+  if (values['dax-window'] !== undefined) {
+    const m = /^(\d+)([KMG]?)(?:i?B)?$/i.exec(values['dax-window'].trim());
+    daxWindow = m ? Number(m[1]) * { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G'] : NaN;
+    if (!(daxWindow! > 0) || daxWindow! % (2 * 1024 * 1024) !== 0) throw new UsageError(`--dax-window must be a size that is a multiple of 2M, e.g. 256M (got '${values['dax-window']}')`, 'run');
+    if (daemon !== 'ours') throw new UsageError("--dax-window needs --daemon ours (QEMU's C virtiofsd has no DAX window)", 'run');
   }
   const command = positionals.length > 0 ? positionals : ['/bin/sh'];
   const interactive = !values['no-tty'] && !!process.stdin.isTTY && !!process.stdout.isTTY;
@@ -170,16 +185,24 @@ export async function run(argv: string[]): Promise<number> {
   process.stdout.on('error', onStdoutError);
   try {
     try {
-      d = await startDaemon(daemon, rootDir, cache, !!values.readonly, join(work, 'vhost-user.sock'), !!values.verbose);
+      d = await startDaemon(daemon, rootDir, cache, !!values.readonly, join(work, 'vhost-user.sock'), !!values.verbose, daxWindow);
     } catch (e) {
       if (e instanceof CliError || e instanceof GuestSetupError) throw e;
       throw new CliError(`cannot start ${daemon === 'ours' ? 'our vhost-user backend' : "QEMU's C virtiofsd"} on ${rootDir}: ${(e as Error).message}`);
     }
     if (values.verbose) say(`serving ${rootDir} with ${daemon === 'ours' ? 'our vhost-user backend' : "QEMU's C virtiofsd"} (cache ${cache}); booting`);
+    let dax = {};
+    if (daxWindow !== undefined) {
+      // Only QEMU 11.1's generic vhost-user device gives the guest a window.
+      const { ensureNewQemu, genericFsDevice, qemuCommandOf } = await import('../../guest/peers.ts');
+      dax = { qemu: qemuCommandOf(await ensureNewQemu({ progress })), fsDevice: genericFsDevice() };
+    }
+    const mountOptions = [values.readonly ? 'ro' : '', daxWindow !== undefined ? 'dax=always' : ''].filter(Boolean).join(',');
     const result = await runInGuestRoot({
       socketPath: d.socketPath,
       argv: command,
-      ...(values.readonly ? { mountOptions: 'ro' } : {}),
+      ...dax,
+      ...(mountOptions ? { mountOptions } : {}),
       memoryMiB,
       cpus,
       timeoutMs,
