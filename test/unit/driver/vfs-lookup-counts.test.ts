@@ -65,7 +65,7 @@ for (const cache of ['never', 'auto', 'always'] as CacheMode[]) {
   });
 }
 
-test('raw client: errors come back as DriverError with node:fs codes; FORGET drops the backend's count', async () => {
+test('raw client: errors come back as DriverError with node:fs codes; FORGET drops the backend count', async () => {
   const mem = new MemoryFs({ seed: { f: 'data' } });
   const server = new FuseServer(mem);
   const client = new FuseClient(new ServerTransport(server));
