@@ -160,7 +160,18 @@ export class ChannelMapper implements ShmemMapper {
 
   /** Write the guest's stores in tail pages to their files, then refresh the copies. Cheap when there are none. */
   syncTails(): void {
-    for (const t of this.tails) this.syncTail(t);
+    // Every push before any pull: two copies of one file's last page (two
+    // mappings) must both see what the guest stored through either.
+    for (const t of this.tails) if (t.writable) this.guard(t, () => this.push(t));
+    for (const t of this.tails) this.guard(t, () => this.pull(t));
+  }
+
+  private guard(t: TailPage, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.log(`DAX: syncing the copy of the last page at file offset ${t.fileOffset}: ${(err as Error).message}`);
+    }
   }
 
   close(): void {
