@@ -373,7 +373,7 @@ export class VhostUserBackend {
       }
       case GET_SHMEM_CONFIG: {
         this.noFds(msg);
-        if (!d.shmemRegions || !this.protocolNegotiated(PROTOCOL_F_SHMEM)) throw new VhostUserError('BAD_STATE', 'GET_SHMEM_CONFIG without SHMEM negotiated');
+        if (!d.shmemRegions || (this.ackedProtocol & bit(PROTOCOL_F_SHMEM)) === 0n) throw new VhostUserError('BAD_STATE', 'GET_SHMEM_CONFIG without SHMEM negotiated');
         return encodeShmemConfig(d.shmemRegions());
       }
       case Request.SET_CONFIG:

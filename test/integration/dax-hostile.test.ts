@@ -12,7 +12,7 @@
 // - without a window: ENOSYS.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { constants as fsConstants, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -91,7 +91,7 @@ function start(withWindow = true) {
 test('good maps: the file bytes appear in the window; Linux fh -1 (by inode) and a real fh both work; no fd leak', () => {
   const { c, mapper, dax, f, open } = start();
   const fds0 = fdCount();
-  const fh = open(f, constants.O_RDONLY);
+  const fh = open(f, fsConstants.O_RDONLY);
   c.ok(SETUPMAPPING, f, setup(fh, 0, 2 * MiB, R, 0));
   assert.ok(mapper.bytesAt(0, 4096).equals(data.subarray(0, 4096)));
   // What Linux sends: fh = u64 -1, a 2 MiB range past EOF for the file's tail.
@@ -106,8 +106,8 @@ test('good maps: the file bytes appear in the window; Linux fh -1 (by inode) and
 
 test('hostile SETUPMAPPINGs are each refused with an errno and map nothing', () => {
   const { c, mapper, dax, f, g, open } = start();
-  const ro = open(f, constants.O_RDONLY);
-  const rw = open(f, constants.O_RDWR);
+  const ro = open(f, fsConstants.O_RDONLY);
+  const rw = open(f, fsConstants.O_RDWR);
   const dirFh = Number(c.ok(OPENDIR, 1, bytes(u32(0), u32(0))).readBigUInt64LE(0));
   const fds = fdCount();
   const cases: [string, number, Buffer, number][] = [
@@ -138,7 +138,7 @@ test('hostile SETUPMAPPINGs are each refused with an errno and map nothing', () 
 test('overlaps unmap exactly what was mapped and map the rest again; a REMOVEMAPPING flood is bounded and leaks nothing', () => {
   const { c, mapper, dax, f, g, open } = start();
   const fds0 = fdCount();
-  const fh = open(f, constants.O_RDWR);
+  const fh = open(f, fsConstants.O_RDWR);
   c.ok(SETUPMAPPING, f, setup(fh, 0, 3 * MiB, R, 0));
   // Overwrite the middle MiB with g.bin: the f mapping is split around it.
   c.ok(SETUPMAPPING, g, setup(0xffffffffffffffffn, 0, MiB, R, MiB));
