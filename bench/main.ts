@@ -14,6 +14,7 @@ const BENCHMARKS: Record<string, { summary: string; load: () => Promise<BenchMod
     summary: 'our /dev/fuse mount vs native, bindfs and libfuse passthrough_ll (fio matrices + metadata)',
     load: () => import('./devfuse.ts'),
   },
+  guest: { summary: 'a QEMU guest (TCG) with a virtio-fs root: our daemon vs C virtiofsd per cache mode (fio, metadata, boot time), as ratios', load: () => import('./guest.ts') },
   driver: { summary: 'the thesis read matrix through our virtio-fs driver: Node fs vs C virtiofsd vs our daemon (DAX on/off), app startup, static server req/s', load: () => import('./driver.ts') },
 };
 
