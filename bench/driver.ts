@@ -25,6 +25,8 @@ const BIN = join(REPO, 'bin/virtiofs-ts.js');
 const PEER = join(REPO, 'test/integration/driver-dax-peer.ts');
 const C_VIRTIOFSD = '/usr/lib/qemu/virtiofsd';
 const MiB = 1024 * 1024;
+/** The DAX window (MiB) both the driver and `serve --dax-window` use; set from --window in main(). */
+let daxWindowMiB = 1024;
 
 export const usage = `npm run bench -- driver [options]
 
@@ -65,7 +67,7 @@ const SYSTEMS: Sys[] = [
   { id: 'node-fs', label: "Node's fs on the host dir (ceiling)", dax: false, start: async () => null },
   { id: 'drv-c', label: 'driver -> C virtiofsd', dax: false, start: (d, s) => spawnWait(C_VIRTIOFSD, [`--socket-path=${s}`, '-o', `source=${d}`, '-o', 'cache=auto'], s) },
   { id: 'drv-ours', label: 'driver -> our daemon', dax: false, start: (d, s) => spawnWait(process.execPath, [BIN, 'serve', '--socket-path', s, '--shared-dir', d], s) },
-  { id: 'drv-ours-dax', label: 'driver -> our daemon, DAX window', dax: true, start: (d, s) => spawnWait(process.execPath, [BIN, 'serve', '--socket-path', s, '--shared-dir', d], s) },
+  { id: 'drv-ours-dax', label: 'driver -> our daemon, DAX window', dax: true, start: (d, s) => spawnWait(process.execPath, [BIN, 'serve', '--socket-path', s, '--shared-dir', d, '--dax-window', `${daxWindowMiB}M`], s) },
   { id: 'drv-peer-dax', label: 'driver -> DAX test peer', dax: true, start: (d, s) => spawnWait(process.execPath, ['--import', 'tsx', PEER, s, d, 'good'], s) },
 ];
 
@@ -172,7 +174,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   const quick = argv.includes('--quick');
   const runtimeMs = Number(arg('--runtime') ?? (quick ? 1 : 3)) * 1000;
-  const windowBytes = Number(arg('--window') ?? (quick ? 256 : 1024)) * MiB;
+  daxWindowMiB = Number(arg('--window') ?? (quick ? 256 : 1024));
+  const windowBytes = daxWindowMiB * MiB;
   const out = arg('--out') ?? join(REPO, 'bench/results');
   const bigSize = quick ? 128 * MiB : 1024 * MiB;
   const smallSize = quick ? 16 * MiB : 100 * MiB;
@@ -272,11 +275,12 @@ export async function main(argv: string[]): Promise<number> {
       let appProc: ChildProcess | null = null;
       try {
         if (a.how === 'c') backend = await spawnWait(C_VIRTIOFSD, [`--socket-path=${sock}`, '-o', `source=${app}`, '-o', 'cache=auto'], sock);
-        if (a.how.startsWith('ours')) backend = await spawnWait(process.execPath, [BIN, 'serve', '--socket-path', sock, '--shared-dir', app], sock);
+        if (a.how.startsWith('ours')) backend = await spawnWait(process.execPath, [BIN, 'serve', '--socket-path', sock, '--shared-dir', app, ...(a.how === 'ours-dax' ? ['--dax-window', '256M'] : [])], sock);
         const t0 = performance.now();
         appProc = a.how === 'local'
           ? spawn(process.execPath, [join(app, 'main.js')], { env: { ...process.env, PORT: '0' }, stdio: ['ignore', 'pipe', 'ignore'] })
           : spawn(process.execPath, [BIN, 'boot', '--socket', sock, '--entry', '/main.js', ...(a.how === 'ours-dax' ? ['--dax-window', '256M'] : [])], { env: { ...process.env, PORT: '0' }, stdio: ['ignore', 'pipe', 'ignore'] });
+        // (the ours-dax backend below is started with --dax-window 256M to match)
         const url = await new Promise<string>((resolve, reject) => {
           let o = '';
           const t = setTimeout(() => reject(new Error('app did not start in 60 s')), 60_000);
@@ -323,7 +327,7 @@ export async function main(argv: string[]): Promise<number> {
   const su = ratio(v('node-fs', 'app-startup'), v('drv-ours-dax', 'app-startup'));
   report.targets.push(target('app startup with DAX within 1.2x local', 'drv-ours-dax', su === undefined ? undefined : su <= 1.2, su === undefined ? '' : `${su.toFixed(2)}x local`));
   report.notes.push(
-    'Our daemon does not answer FUSE_SETUPMAPPING yet (backend DAX not landed): the "DAX window" row of our daemon falls back to FUSE_READ; the DAX test peer (a scripted backend from the test suite) shows what the driver-side window does.',
+    'drv-ours-dax: `serve --dax-window` (SETUPMAPPING answered with SHMEM_MAP); drv-peer-dax: the scripted DAX backend of the driver tests, for comparison.',
     'Queue depth 1, one reader, warm host page cache; 2 shared cores, so absolute figures move with machine load.',
     'Each data set (1 big file / 10 files) starts with an empty DAX window (DaxManager.reset(), as a fresh mount) and one sequential warm-up pass.',
     'App startup is end to end: `virtiofs-ts boot` (our CLI under tsx, then the app through the driver) vs `node main.js` on the local disk, so it includes the CLI\'s own start (TypeScript transpiled at run time).',

@@ -45,8 +45,8 @@ for (const peer of PEERS) {
       assert.ok(s.init.minor >= 31, `minor ${s.init.minor}`);
       assert.ok(s.init.maxWrite >= 4096);
       if (peer.daxWindowBytes > 0) {
-        // No backend DAX yet: the manager must have turned itself off, and reads still work.
-        assert.ok(s.dax, 'a DAX manager exists when a window was asked for');
+        assert.ok(s.dax?.enabled, `DAX negotiated (${s.dax?.disabledReason})`);
+        assert.ok(s.init.mapAlignmentLog2 >= 12, 'FUSE_MAP_ALIGNMENT granted');
       }
     });
 
@@ -62,6 +62,10 @@ for (const peer of PEERS) {
       assert.equal(await s.fs.readFile('/hello.txt', 'utf8'), 'hello from the host\n');
       const big = (await s.fs.readFile('/sub/big.bin')) as Buffer;
       assert.equal(sha(big), sha(readFileSync(join(share, 'sub', 'big.bin'))));
+      if (peer.daxWindowBytes > 0) {
+        const st = s.dax!.stats;
+        assert.ok(st.setupmappings > 0 && st.fallbacks === 0, `reads came through the window: ${JSON.stringify(st)}`);
+      }
     });
 
     test('symlinks: lstat sees the link, stat and readFile follow it', async () => {

@@ -27,9 +27,9 @@ export const PEERS: Peer[] = [
     start: async (sock, dir) => startServe(['--socket-path', sock, '--shared-dir', dir, '--cache', 'never'], sock),
   },
   {
-    name: 'our daemon (DAX window asked)',
+    name: 'our daemon with a DAX window (serve --dax-window)',
     daxWindowBytes: 64 * 1024 * 1024,
-    start: async (sock, dir) => startServe(['--socket-path', sock, '--shared-dir', dir], sock),
+    start: async (sock, dir) => startServe(['--socket-path', sock, '--shared-dir', dir, '--dax-window', '64M'], sock),
   },
   {
     name: "QEMU's C virtiofsd",
