@@ -12,7 +12,6 @@
 //   hostile-guest tests, so nothing is cleaned up here.
 // - A reply whose unique differs from the request's, whose header length
 //   lies, or whose error is out of range fails the call with EPROTO.
-import { constants } from 'node:os';
 import {
   ACCESS_IN_SIZE,
   ATTR_OUT_SIZE,
@@ -150,7 +149,6 @@ export interface FuseClientOptions {
   pid?: number;
 }
 
-const E = constants.errno;
 /** Reply room for ops whose reply is a fixed struct or small. */
 const SMALL_REPLY = 4096;
 
@@ -426,4 +424,3 @@ export class FuseClient {
   }
 }
 
-export { E as ERRNO };
