@@ -125,6 +125,12 @@ export interface DirEntry {
  */
 export interface DirSink {
   add(entry: DirEntry): boolean;
+  /**
+   * Optional fast path, same meaning as add(): the name is src[start, end),
+   * copied before it returns (the backend may reuse src). Saves a DirEntry and
+   * a name Buffer per entry; the server's sink has it, test sinks need not.
+   */
+  addRaw?(ino: number, off: number, type: number, src: Uint8Array, start: number, end: number): boolean;
 }
 export interface DirPlusSink {
   add(entry: DirEntry, plus: Entry): boolean;

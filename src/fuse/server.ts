@@ -153,6 +153,22 @@ class DirWriter implements DirSink {
     this.pos = next;
     return true;
   }
+  addRaw(ino: number, off: number, type: number, src: Uint8Array, start: number, end: number): boolean {
+    const len = end - start;
+    const next = this.pos + direntSize(len);
+    if (next > this.end) return false;
+    const b = this.buf;
+    const p = this.pos;
+    writeU64(b, p, ino);
+    writeU64(b, p + 8, off);
+    writeU32(b, p + 16, len);
+    writeU32(b, p + 20, type);
+    const at = p + FUSE_NAME_OFFSET - start;
+    for (let i = start; i < end; i++) b[at + i] = src[i];
+    for (let i = p + FUSE_NAME_OFFSET + len; i < next; i++) b[i] = 0;
+    this.pos = next;
+    return true;
+  }
 }
 
 class DirPlusWriter implements DirPlusSink {

@@ -754,8 +754,11 @@ export class PassthroughFs implements FileSystem {
         ds.pos = ds.len; // a record that does not parse ends this batch
         continue;
       }
-      const entry: DirEntry = { ino: rec.ino, off: ds.index + 1, type: rec.type, name: direntName(ds.buf!, rec) };
-      if (!sink.add(entry)) return;
+      // The server's sink copies the name straight from the getdents64 buffer.
+      const taken = sink.addRaw !== undefined
+        ? sink.addRaw(rec.ino, ds.index + 1, rec.type, ds.buf!, rec.nameStart, rec.nameEnd)
+        : sink.add({ ino: rec.ino, off: ds.index + 1, type: rec.type, name: direntName(ds.buf!, rec) });
+      if (!taken) return;
       ds.recordCookie(ds.pos);
       ds.pos = rec.next;
       ds.index++;

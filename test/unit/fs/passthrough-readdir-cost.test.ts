@@ -63,6 +63,46 @@ describe('passthrough readdir reads the host directory once', () => {
     assert.ok(calls >= 2, `a ${COUNT}-entry directory takes several batches (got ${calls})`);
   });
 
+  test('the addRaw fast path (the server sink) gives the same entries, cookies and batches as add()', () => {
+    const viaAdd: string[] = [];
+    const viaRaw: string[] = [];
+    const collect = (raw: boolean, out: string[]) => {
+      const { fh } = fs.opendir(ROOT, 1, 0);
+      let off = 0;
+      for (;;) {
+        let n = 0;
+        const before = out.length;
+        const sink = raw
+          ? {
+              add: () => assert.fail('add() called although addRaw() exists'),
+              addRaw: (ino: number, o: number, type: number, src: Uint8Array, start: number, end: number) => {
+                if (n === 37) return false;
+                n++;
+                out.push(`${ino}/${o}/${type}/${Buffer.from(src.subarray(start, end)).toString()}`);
+                off = o;
+                return true;
+              },
+            }
+          : {
+              add: (e: DirEntry) => {
+                if (n === 37) return false;
+                n++;
+                out.push(`${e.ino}/${e.off}/${e.type}/${e.name.toString()}`);
+                off = e.off;
+                return true;
+              },
+            };
+        fs.readdir(ROOT, 1, fh, off, sink);
+        if (out.length === before) break;
+      }
+      fs.releasedir(ROOT, 1, fh);
+    };
+    collect(false, viaAdd);
+    collect(true, viaRaw);
+    assert.equal(viaAdd.length, COUNT + 2);
+    assert.deepEqual(viaRaw, viaAdd);
+  });
+
   for (const plus of [false, true]) {
     const op = plus ? 'readdirplus' : 'readdir';
     test(`${op} in 50-entry replies: no more getdents64 calls than one pass`, () => {
