@@ -144,6 +144,28 @@ const TRUNC_TO = 300_000;
 const EXTEND_TO = 3 * 1024 * 1024 + 1;
 const TAIL_EDIT = { off: EXTEND_TO - 729, len: 729, seed: 7 };
 
+const HC_OLD = 'old host content\n';
+// Longer than the old content: the guest must also pick up the new size.
+const HC_NEW = `new host content, written while the guest watches: ${'x'.repeat(5000)}\n`;
+const HC_ASK = '@@dax-checks: host, change hc.txt now@@';
+
+/**
+ * runInGuest's onOutput for daxScript(): when the guest asks, the host
+ * rewrites hc.txt (same inode, longer); the guest then polls until it sees the
+ * new bytes (attribute/entry timeouts of cache=auto apply).
+ */
+export function hostChangeHook(share: DaxShare): (chunk: Buffer) => void {
+  let seen = '';
+  let done = false;
+  return (chunk) => {
+    if (done) return;
+    seen = (seen + chunk.toString('latin1')).slice(-4096);
+    if (!seen.includes(HC_ASK)) return;
+    done = true;
+    writeFileSync(join(share.dir, 'hc.txt'), HC_NEW);
+  };
+}
+
 export interface DaxShare {
   dir: string;
   /** What the host started with, per file. */
@@ -160,6 +182,8 @@ export function prepareDaxShare(dir: string, bigBytes = 24 * 1024 * 1024): DaxSh
     'mm.bin': randomBytes(3 * 1024 * 1024),
     'wr.bin': randomBytes(1024 * 1024),
     'tr.bin': randomBytes(1024 * 1024),
+    // The host rewrites it while the guest watches (hostChangeHook).
+    'hc.txt': Buffer.from(HC_OLD),
   };
   for (const [name, data] of Object.entries(original)) writeFileSync(join(dir, name), data);
   return { dir, original };
@@ -183,6 +207,14 @@ export function daxScript(mountpoint = '/mnt'): string {
     // The guest's view after dropping its caches: must equal the host file.
     'sha256sum mm.bin wr.bin tr.bin',
     `${p} mmap-fnv big.bin`,
+    // A host-side change, seen by the guest within the cache rules (cache=auto: about a second).
+    'cat hc.txt >/dev/null',
+    // The harness holds back the last few dozen output bytes (they could be its exit marker): pad past them.
+    `echo '${HC_ASK}'; echo "waiting for the host ${'.'.repeat(64)}"`,
+    // Under DAX the new bytes show at once through the mapping, the new size only after the attribute timeout: wait for both.
+    `i=0; while [ $i -lt 30 ]; do if [ "$(sha256sum < hc.txt)" = "${sha(Buffer.from(HC_NEW))}  -" ]; then break; fi; sleep 1; i=$((i+1)); done`,
+    'echo host-change-after=$i hc-size=$(wc -c < hc.txt) hc-tail=$(tail -c 8 hc.txt | od -An -tx1 | tr -d " ")',
+    'sha256sum hc.txt',
     'echo dax-checks-done',
   ].join('\n');
 }
@@ -199,8 +231,22 @@ export function expectedAfter(share: DaxShare): Record<string, Buffer> {
   return out;
 }
 
-/** Asserts the guest's output and the host files; `expectDax` says whether the files must be DAX inodes. */
-export function checkDaxRun(share: DaxShare, output: string, expectDax: boolean, context = ''): void {
+/** The host's rewrite of hc.txt (longer, same inode) reached the guest: new size and every byte. */
+export function checkHostChange(output: string, context = ''): void {
+  const why = `\n--- guest output ---\n${output}${context ? `\n${context}` : ''}`;
+  const want = Buffer.from(HC_NEW);
+  const seen = /hc-size=(\d+) hc-tail=(\S*)/.exec(output);
+  assert.ok(
+    output.includes(`${sha(want)}  hc.txt`),
+    `the guest did not see the host's change to hc.txt within 30 s: it read ${seen?.[1] ?? '?'} bytes ending in ${seen?.[2] ?? '?'}, the host file has ${want.length} ending in ${want.subarray(-8).toString('hex')} (run the script with hostChangeHook() as onOutput)${why}`,
+  );
+}
+
+/**
+ * Asserts the guest's output and the host files; `expectDax` says whether the
+ * files must be DAX inodes. `hostChange: false` leaves that part to checkHostChange().
+ */
+export function checkDaxRun(share: DaxShare, output: string, expectDax: boolean, context = '', opts: { hostChange?: boolean } = {}): void {
   const why = `\n--- guest output ---\n${output}${context ? `\n${context}` : ''}`;
   assert.match(output, /dax-checks-done/, `the guest script stopped early${why}`);
   const mountLine = /^mount: .*$/m.exec(output)?.[0] ?? '';
@@ -211,6 +257,7 @@ export function checkDaxRun(share: DaxShare, output: string, expectDax: boolean,
   assert.ok(output.includes(`${sha(o['big.bin']!)}  big.bin`), `guest read other bytes of big.bin${why}`);
   assert.ok(output.includes(`fnv64 ${fnv64(o['seq.bin']!)} seq.bin`), `guest read other bytes of seq.bin through mmap${why}`);
   assert.ok(output.includes(`fnv64 ${fnv64(o['big.bin']!)} big.bin`), `guest read other bytes of big.bin through mmap${why}`);
+  if (opts.hostChange ?? true) checkHostChange(output, context);
   const want = expectedAfter(share);
   for (const name of ['mm.bin', 'wr.bin', 'tr.bin']) {
     const host = readFileSync(join(share.dir, name));
