@@ -5,7 +5,8 @@
 // daemon under test, so each boot gives the boot-to-shell time AND the fio
 // matrix + metadata rows. Systems are interleaved per repetition (order
 // rotated) so a change in the shared machine's load hits them alike.
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { processCpuSeconds } from './lib/proc.ts';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -151,7 +152,7 @@ export async function main(argv: string[]): Promise<number> {
 
   const qemus = new Map<QemuChoice, GuestQemu | Error>();
   const outcomes = new Map<string, GuestSystemOutcome>();
-  for (const s of systems) outcomes.set(s.id, { id: s.id, label: s.label, status: 'ok', versus: s.versus, qemu: s.qemu === 'system' ? 'QEMU 7.2 (system), vhost-user-fs-pci' : 'QEMU 11.1 (private), generic vhost-user device' });
+  for (const s of systems) outcomes.set(s.id, { id: s.id, label: s.label, status: 'ok', versus: s.versus, ...(s.rowTargets ? { rowTargets: s.rowTargets } : {}), qemu: s.qemu === 'system' ? 'QEMU 7.2 (system), vhost-user-fs-pci' : 'QEMU 11.1 (private), generic vhost-user device' });
   const samples = new Map<string, Sample[]>(); // `${system}/${row}`
   const failures = new Map<string, string>();
   const add = (sys: string, row: string, s: Sample) => {
@@ -207,8 +208,11 @@ export async function main(argv: string[]): Promise<number> {
       if (ss.length) {
         m.value = median(ss.map((s) => s.value));
         if (row.unit === 'MiB/s') m.mibPerSec = m.value;
-        const cpu = ss.map((s) => s.detail.daemonCpuPct).filter((c): c is number => typeof c === 'number');
-        m.detail = { samples: ss.map((s) => s.value), ...(cpu.length ? { daemonCpuPct: median(cpu) } : {}), runs: ss.map((s) => s.detail) };
+        const med = (k: string) => {
+          const xs = ss.map((s) => s.detail[k]).filter((c): c is number => typeof c === 'number');
+          return xs.length ? { [k]: median(xs) } : {};
+        };
+        m.detail = { samples: ss.map((s) => s.value), ...med('daemonCpuPct'), ...med('qemuCpuPct'), ...med('hostCpuPressurePct'), runs: ss.map((s) => s.detail) };
       } else m.error = failures.get(`${sys.id}/${row.id}`) ?? 'no sample';
       report.results.push(m);
     }
@@ -221,6 +225,36 @@ export async function main(argv: string[]): Promise<number> {
   progress.note(`wrote ${w.json}, ${w.md}, ${w.plot.png ?? w.plot.svg}${w.plot.warning ? ` (${w.plot.warning})` : ''}`);
   for (const t of report.targets) progress.note(`${t.status.padEnd(12)} ${t.system.padEnd(11)} ${t.target}: ${t.detail}`);
   return report.results.some((m) => m.status === 'ok') ? 0 : 1;
+}
+
+interface Snap {
+  t: number;
+  cpu: number;
+  qemuCpu: number;
+  /** /proc/pressure/cpu "some" total, microseconds. */
+  psi: number;
+}
+
+/** QEMU's pid, found by the chardev path on its command line (runInGuestRoot does not expose it). */
+function findQemuPid(socket: string): number | undefined {
+  const needle = `id=vfts0,path=${socket}`;
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, 'latin1').includes(needle)) return Number(name);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
+}
+
+function cpuPressureUs(): number {
+  try {
+    return Number(/^some .*total=(\d+)/m.exec(readFileSync('/proc/pressure/cpu', 'utf8'))?.[1] ?? NaN);
+  } catch {
+    return NaN;
+  }
 }
 
 interface BootOutcome {
@@ -239,10 +273,16 @@ async function oneBoot(sys: GuestSystem, q: GuestQemu, rootDir: string, work: st
   const backend = await startBackend(sys, rootDir, socket);
   const pid = backend.daemon.pid;
   const load1 = loadavg()[0]!;
-  // Host-side time and daemon CPU at each marker line, for per-row daemon CPU.
-  const t0 = performance.now();
-  const cpu0 = treeCpuSeconds(pid) ?? 0;
-  const marks = new Map<string, { t: number; cpu: number }>();
+  // At each marker line: host time, daemon CPU (process tree), QEMU CPU and the
+  // host's CPU pressure (PSI), so each row says whether the daemon, the guest
+  // or the other tenants of the machine set its pace.
+  let qemuPid: number | undefined;
+  const snap = (): Snap => {
+    qemuPid ??= findQemuPid(socket);
+    return { t: performance.now(), cpu: treeCpuSeconds(pid) ?? NaN, qemuCpu: processCpuSeconds(qemuPid) ?? NaN, psi: cpuPressureUs() };
+  };
+  const start: Snap = { ...snap(), qemuCpu: 0 };
+  const marks = new Map<string, Snap>();
   let partial = '';
   const onOutput = (b: Buffer) => {
     partial += b.toString('utf8');
@@ -250,7 +290,7 @@ async function oneBoot(sys: GuestSystem, q: GuestQemu, rootDir: string, work: st
     partial = lines.pop()!;
     for (const l of lines) {
       const m = /@@(start|end|ready)\s*(\S*)/.exec(l);
-      if (m) marks.set(m[1] === 'ready' ? 'ready' : `${m[1]} ${m[2]}`, { t: performance.now(), cpu: treeCpuSeconds(pid) ?? NaN });
+      if (m) marks.set(m[1] === 'ready' ? 'ready' : `${m[1]} ${m[2]}`, snap());
     }
   };
   let out;
@@ -280,11 +320,14 @@ async function oneBoot(sys: GuestSystem, q: GuestQemu, rootDir: string, work: st
     const tail = out.output.split('\n').slice(-8).join(' | ');
     failed.set('boot', `guest workload exited ${out.exitCode}: ${tail}`);
   }
-  const cpuPct = (from: string, to: string) => {
-    const a = from === 'qemu' ? { t: t0, cpu: cpu0 } : marks.get(from);
+  /** Per-row host figures between two marks ("qemu" = QEMU's start). */
+  const host = (from: string, to: string) => {
+    const a = from === 'qemu' ? start : marks.get(from);
     const b = marks.get(to);
-    if (!a || !b || !Number.isFinite(a.cpu) || !Number.isFinite(b.cpu) || b.t <= a.t) return undefined;
-    return ((b.cpu - a.cpu) / ((b.t - a.t) / 1000)) * 100;
+    if (!a || !b || b.t <= a.t) return {};
+    const secs = (b.t - a.t) / 1000;
+    const pct = (x: number, y: number) => (Number.isFinite(x) && Number.isFinite(y) ? Math.round(((y - x) / secs) * 1000) / 10 : undefined);
+    return { daemonCpuPct: pct(a.cpu, b.cpu), qemuCpuPct: pct(a.qemuCpu, b.qemuCpu), hostCpuPressurePct: pct(a.psi / 1e6, b.psi / 1e6) };
   };
   const wallMs = (id: string) => {
     const a = marks.get(`start ${id}`);
@@ -293,7 +336,7 @@ async function oneBoot(sys: GuestSystem, q: GuestQemu, rootDir: string, work: st
   };
   const common = { load1, daemonExit: backend.daemon.exitCode ?? backend.daemon.exitSignal };
   if (out.output.startsWith('@@ready') && out.firstOutputMs !== undefined) {
-    samples.set(BOOT_ROW.id, { value: out.firstOutputMs / 1000, detail: { ...common, initramfsToBeginMs: Math.round(out.bootMs), firstOutputMs: Math.round(out.firstOutputMs), totalMs: Math.round(out.totalMs), daemonCpuPct: cpuPct('qemu', 'ready') } });
+    samples.set(BOOT_ROW.id, { value: out.firstOutputMs / 1000, detail: { ...common, initramfsToBeginMs: Math.round(out.bootMs), firstOutputMs: Math.round(out.firstOutputMs), totalMs: Math.round(out.totalMs), ...host('qemu', 'ready') } });
   } else failed.set(BOOT_ROW.id, `the root's first output was not "@@ready": ${out.output.slice(0, 200)}`);
 
   const fioExit = /@@fio-exit (\d+)/.exec(out.output)?.[1];
@@ -306,7 +349,7 @@ async function oneBoot(sys: GuestSystem, q: GuestQemu, rootDir: string, work: st
         const f = readFioResult(rootDir, r);
         samples.set(r.id, {
           value: f.bytesPerSec / 2 ** 20,
-          detail: { ...common, wallMs: wallMs(r.id), iops: f.iops, ioBytes: f.ioBytes, runtimeMs: f.runtimeMs, clatMeanUs: f.clatMeanUs, clatP99Us: f.clatP99Us, fioUsrCpu: f.fioUsrCpu, fioSysCpu: f.fioSysCpu, daemonCpuPct: cpuPct(`start ${r.id}`, `end ${r.id}`) },
+          detail: { ...common, wallMs: wallMs(r.id), iops: f.iops, ioBytes: f.ioBytes, runtimeMs: f.runtimeMs, clatMeanUs: f.clatMeanUs, clatP99Us: f.clatP99Us, fioUsrCpu: f.fioUsrCpu, fioSysCpu: f.fioSysCpu, ...host(`start ${r.id}`, `end ${r.id}`) },
         });
       } catch (e) {
         failed.set(r.id, (e as Error).message);
@@ -315,10 +358,10 @@ async function oneBoot(sys: GuestSystem, q: GuestQemu, rootDir: string, work: st
   }
   const meta = parseMeta(out.output);
   const metaErr = /@@meta-error (.*)/.exec(out.output)?.[1];
-  const metaCpu = cpuPct('start meta', 'end meta');
+  const metaHost = host('start meta', 'end meta');
   for (const p of META_PHASES) {
     const f = meta[p];
-    if (f && f.seconds > 0) samples.set(`meta-${p}`, { value: f.ops / f.seconds, detail: { ...common, ops: f.ops, seconds: f.seconds, daemonCpuPct: metaCpu, daemonCpuOver: 'the whole metadata load' } });
+    if (f && f.seconds > 0) samples.set(`meta-${p}`, { value: f.ops / f.seconds, detail: { ...common, ops: f.ops, seconds: f.seconds, ...metaHost, hostFiguresOver: 'the whole metadata load' } });
     else failed.set(`meta-${p}`, metaErr ? `metadata program: ${metaErr}` : 'no figure');
   }
   return { command: backend.argv, samples, failed };

@@ -10,6 +10,7 @@ import type { GuestRow } from './guest-workload.ts';
 
 export interface GuestSystemOutcome extends SystemOutcome {
   versus?: string;
+  rowTargets?: Record<string, number>;
   qemu: string;
 }
 
@@ -63,13 +64,22 @@ export function judge(report: GuestReport): void {
       const a = valueOf(report, s.id, row.id);
       const b = valueOf(report, s.versus, row.id);
       const ratio = a !== undefined && b !== undefined && a > 0 && b > 0 ? (row.higherIsBetter ? a / b : b / a) : undefined;
-      report.ratios.push({ system: s.id, versus: s.versus, row: row.id, ratio, target: row.target, status: ratio === undefined ? 'not measured' : ratio >= row.target ? 'met' : 'missed' });
+      const target = s.rowTargets?.[row.id] ?? row.target;
+      report.ratios.push({ system: s.id, versus: s.versus, row: row.id, ratio, target, status: ratio === undefined ? 'not measured' : ratio >= target ? 'met' : 'missed' });
     }
     const groups: { name: string; rows: (r: GuestRow) => boolean; target: number }[] = [
       { name: 'throughput ≥ 1.0×', rows: (r) => r.group === 'read' || r.group === 'write', target: 1.0 },
       { name: 'metadata ≥ 0.9×', rows: (r) => r.group === 'metadata', target: 0.9 },
       { name: 'boot time ≥ 1.0× (as fast)', rows: (r) => r.group === 'boot', target: 1.0 },
     ];
+    if (s.rowTargets) {
+      const ids = Object.keys(s.rowTargets);
+      groups.unshift({ name: ids.map((id) => `${report.rows.find((r) => r.id === id)?.title ?? id} ≥ ${s.rowTargets![id]}×`).join(', '), rows: (r) => ids.includes(r.id), target: 0 });
+      for (const g of groups.slice(1)) {
+        const inner = g.rows;
+        g.rows = (r) => inner(r) && !ids.includes(r.id);
+      }
+    }
     for (const g of groups) {
       const mine = report.ratios.filter((x) => x.system === s.id && g.rows(report.rows.find((r) => r.id === x.row)!));
       const measured = mine.filter((x) => x.ratio !== undefined);
@@ -145,7 +155,8 @@ export function renderGuestMarkdown(report: GuestReport, plotFile?: string): str
           `≥ ${row.target.toFixed(1)}×`,
           ...pairs.map((s) => {
             const r = report.ratios.find((x) => x.system === s.id && x.row === row.id);
-            return r?.ratio === undefined ? '' : `${formatRatio(r.ratio)} ${r.status === 'met' ? '✅' : '❌'}`;
+            const own = r && r.target !== row.target ? ` (target ${r.target}×)` : '';
+            return r?.ratio === undefined ? '' : `${formatRatio(r.ratio)} ${r.status === 'met' ? '✅' : '❌'}${own}`;
           }),
         ]),
         2,
@@ -172,19 +183,23 @@ export function renderGuestMarkdown(report: GuestReport, plotFile?: string): str
     ),
     '',
   );
+  const det = (sys: string, row: string, k: string) => {
+    const v = report.results.find((r) => r.system === sys && r.row === row)?.detail?.[k];
+    return typeof v === 'number' ? `${Math.round(v)}%` : '–';
+  };
   const cpuRows = report.rows.filter((row) => ran.some((s) => typeof report.results.find((r) => r.system === s.id && r.row === row.id)?.detail?.daemonCpuPct === 'number'));
   if (cpuRows.length) {
-    out.push('## Daemon CPU', '', 'CPU time of the daemon process (all threads) while the guest ran each job, in % of one core (median). Near 100%: the daemon is the bottleneck.', '');
+    out.push(
+      '## Who set the pace',
+      '',
+      'Per row (median over repetitions), measured on the host between the guest\'s marks: **daemon** CPU (process tree, % of one core) · **QEMU** CPU (the TCG vCPU and I/O threads) · host CPU **pressure** (PSI "some": share of the time runnable tasks waited for a core). ' +
+        'A busy daemon is the bottleneck; QEMU near 100% with an idle daemon means the emulated guest is; high pressure means the other tenants of the machine were.',
+      '',
+    );
     out.push(
       table(
-        ['row', ...ran.map((s) => s.id)],
-        cpuRows.map((row) => [
-          row.title,
-          ...ran.map((s) => {
-            const c = report.results.find((r) => r.system === s.id && r.row === row.id)?.detail?.daemonCpuPct;
-            return typeof c === 'number' ? `${Math.round(c)}%` : '';
-          }),
-        ]),
+        ['row', ...ran.map((s) => `${s.id} (daemon · QEMU · pressure)`)],
+        cpuRows.map((row) => [row.title, ...ran.map((s) => `${det(s.id, row.id, 'daemonCpuPct')} · ${det(s.id, row.id, 'qemuCpuPct')} · ${det(s.id, row.id, 'hostCpuPressurePct')}`)]),
       ),
       '',
     );

@@ -77,6 +77,13 @@ test('ratios: ours ÷ C for throughput, C ÷ ours for boot time; targets met/mis
   assert.equal(ratio('boot').ratio, 0.5, 'twice the boot time is 0.5×');
   assert.equal(ratio('boot').status, 'missed');
   assert.deepEqual(report.targets.map((t) => t.status), ['met', 'met', 'missed']);
+  // A system's own per-row target (issue 5: DAX ≥ 6× no-DAX on random reads) wins over the row's.
+  report.systems[0]!.rowTargets = { 'randread-4k': 6 };
+  judge(report);
+  assert.equal(ratio('randread-4k').target, 6);
+  assert.equal(ratio('randread-4k').status, 'missed');
+  assert.equal(report.targets[0]!.status, 'missed');
+  assert.match(report.targets[0]!.target, /rand read 4 KiB ≥ 6×/);
   assert.equal(median([3, 1, 2]), 2);
   assert.equal(median([4, 1, 2, 3]), 2.5);
 });
