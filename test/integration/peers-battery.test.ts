@@ -1,0 +1,122 @@
+// The guest POSIX battery (test/support/posix-battery.c) on QEMU 11.1's
+// generic vhost-user device, in one test run: our daemon without a window,
+// our daemon with a DAX window (guest mounts dax=always), and Rust virtiofsd
+// 1.14. DAX must give the results of no DAX (one kernel-made exception, listed);
+// Rust virtiofsd must give
+// ours except where listed with the reason. Host-side trees must match too.
+// The battery binary runs from the share, so under DAX its code is executed
+// straight out of the window.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureNewQemu, genericFsDevice, qemuCommandOf, startRustVirtiofsd } from '../../src/guest/peers.ts';
+import { runInGuest } from '../../src/guest/qemu.ts';
+import { batteryArgs, compareBatteries, compileBattery, diffTrees, treeManifest, type AllowedDifference } from '../support/posix-battery.ts';
+import { startServe } from '../support/serve-daemon.ts';
+
+const work = mkdtempSync(join(tmpdir(), 'peers-battery-'));
+const stops: (() => unknown)[] = [];
+after(async () => {
+  for (const s of stops) await s();
+  rmSync(work, { recursive: true, force: true });
+});
+
+const MARK = '@@battery@@';
+const READDIR_COUNT = 2000;
+const TAG = 'battery';
+
+/** Differences between ours without DAX (first) and with DAX (second), each with its reason. */
+const ALLOW_DAX: Record<string, AllowedDifference> = {
+  'attr.mtime_updates': {
+    reason:
+      "Linux's FUSE DAX write path does not update mtime/ctime (fs/fuse/dax.c, fuse_dax_write_iter: 'TODO file_update_time() but we don't want metadata I/O'); " +
+      'a write inside EOF goes through the window, no FUSE_WRITE reaches any daemon, so neither the guest nor the daemon bumps the times. Extending writes (FUSE_WRITE) and truncate still do',
+    other: 'ok write=same after_close=same truncate=changed dir_create=changed dir_unlink=changed',
+  },
+};
+
+/** Differences between ours without DAX (first) and Rust virtiofsd (second), each with its reason. */
+const ALLOW_RUST: Record<string, AllowedDifference> = {};
+
+async function batteryInGuest(socketPath: string, mountOptions?: string): Promise<string[]> {
+  const qemu = await ensureNewQemu();
+  const args = batteryArgs('/mnt/work', { readdirCount: READDIR_COUNT }).join(' ');
+  const r = await runInGuest({
+    socketPath,
+    tag: TAG,
+    qemu: qemuCommandOf(qemu),
+    fsDevice: genericFsDevice(),
+    ...(mountOptions ? { mountOptions } : {}),
+    timeoutMs: 600_000,
+    command: `grep " /mnt " /proc/mounts; mkdir -p work && echo ${MARK} && ./battery ${args}; echo "${MARK} exit=$?"`,
+  });
+  const out = r.output.split('\n');
+  const start = out.indexOf(MARK);
+  const endLine = out.findIndex((l) => l.startsWith(`${MARK} exit=`));
+  assert.ok(start >= 0 && endLine > start, `battery did not run in the guest:\n${r.output.slice(-3000)}`);
+  if (mountOptions) assert.match(out.slice(0, start).join('\n'), new RegExp(mountOptions), `not mounted with ${mountOptions}:\n${out.slice(0, start).join('\n')}`);
+  assert.equal(out[endLine], `${MARK} exit=0`, `battery failed in the guest:\n${out.slice(endLine - 10, endLine + 1).join('\n')}`);
+  return out.slice(start + 1, endLine).filter((l) => l.length > 0);
+}
+
+function prepareShare(name: string, binary: string): string {
+  const share = join(work, name);
+  mkdirSync(share);
+  copyFileSync(binary, join(share, 'battery'));
+  chmodSync(join(share, 'battery'), 0o755);
+  return share;
+}
+
+async function ours(name: string, binary: string, extra: string[] = []) {
+  const share = prepareShare(name, binary);
+  const sock = join(work, `${name}.sock`);
+  const d = await startServe(['--socket-path', sock, '--shared-dir', share, '--cache', 'auto', '--xattr', '--tag', TAG, ...extra], sock);
+  stops.push(() => d.kill());
+  return { share, sock, d };
+}
+
+// 'apc' holds two processes' concurrent appends: their interleaving (so its hash) differs from run to run.
+const tree = (p: string) => treeManifest(p).map((l) => (l.startsWith('apc ') ? l.replace(/sha=\w+/, 'sha=(interleaved)') : l));
+
+test('guest POSIX battery on QEMU 11.1: our daemon with a DAX window = without; Rust virtiofsd 1.14 = ours', { timeout: 1_800_000 }, async () => {
+  const binary = await compileBattery();
+
+  const plain = await ours('plain', binary);
+  const plainLines = await batteryInGuest(plain.sock);
+  assert.ok(plainLines.length > 50, `the battery printed only ${plainLines.length} lines`);
+
+  // A window larger than all the battery touches: no reclaim (the small-window case is below).
+  const dax = await ours('dax', binary, ['--dax-window', '1G']);
+  const daxLines = await batteryInGuest(dax.sock, 'dax=always');
+  const cmpDax = compareBatteries(plainLines, daxLines, ALLOW_DAX, ['no DAX', 'DAX']);
+  assert.ok(cmpDax.equal, `DAX changes the battery's results:\n${cmpDax.diff}\n--- daemon ---\n${dax.d.log().slice(-3000)}`);
+  assert.deepEqual(cmpDax.allowedUnused, [], 'a declared DAX difference no longer occurs: remove it');
+  const dDax = diffTrees(tree(join(plain.share, 'work')), tree(join(dax.share, 'work')), ['no DAX', 'DAX']);
+  assert.equal(dDax, '', `host-side trees differ:\n${dDax}`);
+
+  const rustShare = prepareShare('rust', binary);
+  const rust = await startRustVirtiofsd({ socketPath: join(work, 'rust.sock'), sharedDir: rustShare, tag: TAG, cache: 'auto', extraArgs: ['--xattr', '--sandbox=none'] });
+  stops.push(() => rust.stop());
+  const rustLines = await batteryInGuest(rust.socketPath);
+  const cmpRust = compareBatteries(plainLines, rustLines, ALLOW_RUST, ['ours', `Rust virtiofsd ${rust.version}`]);
+  assert.ok(cmpRust.equal, `Rust virtiofsd differs from ours in the guest:\n${cmpRust.diff}\n--- virtiofsd ---\n${rust.log().slice(-3000)}`);
+  assert.deepEqual(cmpRust.allowedUnused, [], 'a declared difference no longer occurs: remove it');
+  const dRust = diffTrees(tree(join(plain.share, 'work')), tree(join(rustShare, 'work')), ['ours', 'Rust virtiofsd']);
+  assert.equal(dRust, '', `host-side trees differ:\n${dRust}`);
+});
+
+test(
+  'guest POSIX battery on QEMU 11.1 through a 64 MiB DAX window: the guest reclaims ranges while the battery runs from the window',
+  {
+    timeout: 900_000,
+    todo: 'known bug: the battery, executed from the DAX mount, segfaults at a varying point (ip on its stack, error 15) once the 64 MiB window fills; with a 1 GiB window, or copied to /tmp first, it completes',
+  },
+  async () => {
+    const binary = await compileBattery();
+    const small = await ours('dax-small', binary, ['--dax-window', '64M']);
+    const lines = await batteryInGuest(small.sock, 'dax=always');
+    assert.ok(lines.length > 50, `the battery printed only ${lines.length} lines`);
+  },
+);
