@@ -250,14 +250,22 @@ export class ChannelMapper implements ShmemMapper {
     }
   }
 
-  /** The file's current bytes into the copy; past EOF reads as zeros. */
+  /**
+   * Bytes the FILE changed since the last sync into the copy (past EOF reads
+   * as zeros). Only those: a byte the guest stored after the push (a vCPU
+   * runs while we sync) differs from `known` in the copy, not in the file,
+   * and must survive until the next push.
+   */
   private pull(t: TailPage): void {
     const s = this.scratch;
     const n = sys.pread(t.fileFd, s, 0, PAGE, t.fileOffset);
     s.fill(0, Math.max(0, n));
-    if (!s.equals(t.known) || !t.view.equals(s)) {
-      s.copy(t.view);
-      s.copy(t.known);
+    if (s.equals(t.known)) return;
+    for (let i = 0; i < PAGE; i++) {
+      if (s[i] !== t.known[i]) {
+        t.view[i] = s[i]!;
+        t.known[i] = s[i]!;
+      }
     }
   }
 }
