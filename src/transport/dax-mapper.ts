@@ -56,10 +56,22 @@ interface Piece {
   tail: TailPage | null;
 }
 
+/** A mapping sent in pieces: kept with its own fd so it can be placed again when the file grows. */
+interface Split {
+  fileFd: number;
+  fdOffset: number;
+  shmOffset: number;
+  len: number;
+  writable: boolean;
+  /** File size the pieces were cut for. */
+  size: number;
+  pieces: Piece[];
+}
+
 export class ChannelMapper implements ShmemMapper {
   private channel: ShmemChannel | null = null;
   /** Window offset of each live mapping -> what was really sent for it (split mode). */
-  private readonly pieces = new Map<number, Piece[]>();
+  private readonly splits = new Map<number, Split>();
   private readonly tails = new Set<TailPage>();
   /** Set once the frontend refused a range straddling EOF (QEMU). */
   splitMode = false;
@@ -73,6 +85,11 @@ export class ChannelMapper implements ShmemMapper {
 
   get tailPages(): number {
     return this.tails.size;
+  }
+
+  /** True while some mapping is in pieces: syncTails() must run around every request. */
+  get syncNeeded(): boolean {
+    return this.splits.size > 0;
   }
 
   /** A new backend channel: mappings made through the old one are the frontend's past. */
@@ -89,7 +106,8 @@ export class ChannelMapper implements ShmemMapper {
       this.freeTail(t);
     }
     this.tails.clear();
-    this.pieces.clear();
+    for (const sp of this.splits.values()) sys.close(sp.fileFd);
+    this.splits.clear();
   }
 
   map(lent: number, fdOffset: number, shmOffset: number, len: number, writable: boolean): void {
@@ -122,40 +140,93 @@ export class ChannelMapper implements ShmemMapper {
         this.log('DAX: the frontend refuses mappings that straddle the end of a file (QEMU): mapping the part below EOF and a copy of the last page from now on');
       }
     }
-    const below = Math.floor((size - fdOffset) / PAGE) * PAGE;
+    const sp: Split = { fileFd: sys.dup(fd), fdOffset, shmOffset, len, writable, size, pieces: [] };
+    try {
+      this.place(sp, size);
+    } catch (err) {
+      sys.close(sp.fileFd);
+      throw err;
+    }
+    this.splits.set(shmOffset, sp);
+  }
+
+  /** Where a split's pieces end for a file of `size` bytes: the file part, and whether a tail page follows. */
+  private cut(sp: Split, size: number): { below: number; tail: boolean } {
+    const below = Math.min(sp.len, Math.max(0, Math.floor((size - sp.fdOffset) / PAGE) * PAGE));
+    return { below, tail: size % PAGE !== 0 && below < sp.len && size > sp.fdOffset };
+  }
+
+  /** Send the pieces of `sp` for a file of `size` bytes. */
+  private place(sp: Split, size: number): void {
+    const ch = this.channel!;
+    const { below, tail: withTail } = this.cut(sp, size);
     const pieces: Piece[] = [];
     try {
       if (below > 0) {
-        ch.map(fd, fdOffset, shmOffset, below, writable);
-        pieces.push({ shmOffset, len: below, tail: null });
+        ch.map(sp.fileFd, sp.fdOffset, sp.shmOffset, below, sp.writable);
+        pieces.push({ shmOffset: sp.shmOffset, len: below, tail: null });
       }
-      if (size % PAGE !== 0) {
-        const tail = this.makeTail(fd, fdOffset + below, writable);
+      if (withTail) {
+        const tail = this.makeTail(sp.fileFd, sp.fdOffset + below, sp.writable);
         try {
-          ch.map(tail.memfd, 0, shmOffset + below, PAGE, writable);
+          ch.map(tail.memfd, 0, sp.shmOffset + below, PAGE, sp.writable);
         } catch (err) {
           this.freeTail(tail);
           throw err;
         }
         this.tails.add(tail);
-        pieces.push({ shmOffset: shmOffset + below, len: PAGE, tail });
+        pieces.push({ shmOffset: sp.shmOffset + below, len: PAGE, tail });
       }
     } catch (err) {
       this.unmapPieces(pieces);
       throw err;
     }
-    if (pieces.length === 0) throw new ShmemRequestError(E.EINVAL, 'nothing of the range lies below EOF');
-    this.pieces.set(shmOffset, pieces);
+    sp.pieces = pieces;
+    sp.size = size;
+  }
+
+  /**
+   * A file that grew past its pieces (a host append, the guest's extending
+   * FUSE_WRITE): the guest will read the new bytes through the range it
+   * already has, so the range is cut again for the new size.
+   */
+  private regrow(): void {
+    for (const sp of this.splits.values()) {
+      let size: number;
+      try {
+        size = sys.fstat(sp.fileFd).size;
+      } catch {
+        continue;
+      }
+      if (size <= sp.size) continue;
+      const was = this.cut(sp, sp.size);
+      const now = this.cut(sp, size);
+      if (was.below === now.below && was.tail === now.tail) {
+        sp.size = size; // still within the same last page: the copy is refreshed by pull()
+        continue;
+      }
+      try {
+        this.unmapPieces(sp.pieces);
+        sp.pieces = [];
+        this.place(sp, size);
+      } catch (err) {
+        this.log(`DAX: re-mapping 0x${sp.shmOffset.toString(16)} for a file grown to ${size} bytes: ${(err as Error).message}`);
+      }
+    }
   }
 
   unmap(shmOffset: number, len: number): void {
-    const pieces = this.pieces.get(shmOffset);
-    if (pieces === undefined) {
+    const sp = this.splits.get(shmOffset);
+    if (sp === undefined) {
       this.channel!.unmap(shmOffset, len);
       return;
     }
-    this.pieces.delete(shmOffset);
-    this.unmapPieces(pieces);
+    this.splits.delete(shmOffset);
+    try {
+      this.unmapPieces(sp.pieces);
+    } finally {
+      sys.close(sp.fileFd);
+    }
   }
 
   /** Write the guest's stores in tail pages to their files, then refresh the copies. Cheap when there are none. */
@@ -164,6 +235,7 @@ export class ChannelMapper implements ShmemMapper {
     // mappings) must both see what the guest stored through either.
     for (const t of this.tails) if (t.writable) this.guard(t, () => this.push(t));
     for (const t of this.tails) this.guard(t, () => this.pull(t));
+    if (this.splits.size > 0 && this.channel?.ready) this.regrow();
   }
 
   private guard(t: TailPage, fn: () => void): void {

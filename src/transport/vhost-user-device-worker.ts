@@ -235,11 +235,11 @@ class DataPlane {
     if (this.reqBuf.readUInt32LE(4) === FUSE_INIT && this.server.negotiated !== null) this.newSession();
     let reply: Buffer | null;
     // DAX copies of files' last pages (dax-mapper.ts) are synced around every request.
-    const tails = daxMapper !== null && daxMapper.tailPages > 0;
+    const tails = daxMapper !== null && daxMapper.syncNeeded;
     if (tails) daxMapper.syncTails();
     try {
       reply = this.server.handle(this.reqBuf.subarray(0, n));
-      if (tails || (daxMapper !== null && daxMapper.tailPages > 0)) daxMapper!.syncTails();
+      if (tails || (daxMapper !== null && daxMapper.syncNeeded)) daxMapper!.syncTails();
     } catch (err) {
       log('error', `FUSE server failed: ${(err as Error).stack ?? err}`);
       return this.errorReply(mem, chain, EIO);

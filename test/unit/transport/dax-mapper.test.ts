@@ -163,3 +163,40 @@ test('straddling EOF: split into the file part and a coherent copy of the EOF pa
   }
   assert.equal(fdCount(), fds0, 'every fd (reopens, tail memfds, file dups, the channel) is closed');
 });
+
+test('a file that grows past its pieces is cut again: the new bytes show through the range the guest already has', () => {
+  const fds0 = fdCount();
+  const [ours, theirs] = socketPair();
+  const fe = new QemuLikeFrontend(theirs);
+  const mapper = new ChannelMapper(WINDOW);
+  mapper.setChannel(new ShmemChannel(ours, WINDOW, 5000, 0, () => fe.serve()));
+  const path = join(dir, 'grow.txt');
+  writeFileSync(path, 'seventeen bytes!\n');
+  try {
+    const fd = openSync(path, 'r');
+    mapper.map(fd, 0, 0, 2 * MiB, false);
+    closeSync(fd);
+    assert.deepEqual(fe.log.slice(1), ['map 0+4096 ro'], 'only the copied EOF page');
+    assert.equal(fe.bytes(0, 17).toString(), 'seventeen bytes!\n');
+    // The host appends: 17 -> 5052 bytes (the copy alone no longer covers it).
+    const grown = Buffer.concat([Buffer.from('seventeen bytes!\n'), randomBytes(5035)]);
+    writeFileSync(path, grown);
+    fe.log.length = 0;
+    mapper.syncTails();
+    assert.deepEqual(fe.log, ['unmap 0+4096', 'map 0+4096 ro', 'map 4096+4096 ro'], 'cut again: a file page, then a copy of the new EOF page');
+    assert.ok(fe.bytes(0, 5052).equals(grown), 'every byte, past the old EOF page too');
+    // Growing within the same last page needs no new cut, only the refreshed copy.
+    const more = Buffer.concat([grown, Buffer.from('tail')]);
+    writeFileSync(path, more);
+    fe.log.length = 0;
+    mapper.syncTails();
+    assert.deepEqual(fe.log, []);
+    assert.ok(fe.bytes(0, 5056).equals(more));
+    mapper.unmap(0, 2 * MiB);
+    assert.equal(fe.mapped.size, 0);
+  } finally {
+    mapper.close();
+    fe.close();
+  }
+  assert.equal(fdCount(), fds0, 'no fd left');
+});
