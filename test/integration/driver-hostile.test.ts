@@ -8,7 +8,7 @@
 //   and nothing outside the shared directory is ever reached.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -21,6 +21,12 @@ after(() => {
   for (const k of kills) k();
   rmSync(root, { recursive: true, force: true });
 });
+
+/** True when every thread of `pid` is in the stopped state (T). */
+function isStopped(pid: number): boolean {
+  const tasks = readdirSync(`/proc/${pid}/task`);
+  return tasks.every((t) => readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8').split(') ')[1]!.startsWith('T'));
+}
 
 function share(name: string): string {
   const d = join(root, name);
@@ -57,6 +63,10 @@ test('a backend that stops answering: calls fail with ETIMEDOUT, not hang', { ti
   const s = await connectVirtioFs({ socketPath: sock, requestTimeoutMs: 500 });
   assert.equal(await s.fs.readFile('/a.txt', 'utf8'), 'inside');
   d.child.kill('SIGSTOP');
+  // kill(2) returns before every thread of the daemon has stopped: a worker
+  // that is already running could still answer. Wait for the group stop.
+  for (let i = 0; i < 200 && !isStopped(d.child.pid!); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(isStopped(d.child.pid!), 'the daemon is stopped');
   try {
     const t0 = Date.now();
     await assert.rejects(s.client.getattr(1), { code: 'ETIMEDOUT' });
