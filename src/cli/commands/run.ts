@@ -34,6 +34,13 @@ Options:
   --readonly                the guest cannot change DIR: our daemon refuses every
                             change (EROFS) and the guest mounts it read-only
                             (the C virtiofsd has no such mode: guest-side only)
+  --qemu system|11.1        which QEMU boots the guest: the system's
+                            qemu-system-x86_64 with vhost-user-fs-pci (default
+                            without --dax-window), or QEMU 11.1 from Debian's
+                            trixie-backports, fetched once into .cache/peers/
+                            (VIRTIOFS_TS_PEERS_CACHE) without touching the
+                            system's apt; with our daemon it uses the generic
+                            vhost-user device (the tag comes from the daemon)
   --dax-window SIZE         DAX: our daemon offers a window of SIZE (e.g. 256M, a
                             multiple of 2M) and the guest mounts the root with
                             dax=always. Needs QEMU 11.1 (its generic vhost-user
@@ -60,6 +67,7 @@ const options = {
   readonly: { type: 'boolean' },
   timeout: { type: 'string' },
   'dax-window': { type: 'string' },
+  qemu: { type: 'string' },
   'no-tty': { type: 'boolean' },
   verbose: { type: 'boolean' },
   debug: { type: 'boolean' },
@@ -69,6 +77,7 @@ const options = {
 const DAEMONS = ['ours', 'virtiofsd'] as const;
 type DaemonKind = (typeof DAEMONS)[number];
 const CACHES = ['never', 'auto', 'always'] as const;
+const QEMUS = ['system', '11.1'] as const;
 type Cache = (typeof CACHES)[number];
 
 /** "512", "512M", "1G", "1.5G" -> MiB. */
@@ -87,7 +96,7 @@ interface RunningDaemon {
   log(): string;
 }
 
-async function startDaemon(kind: DaemonKind, rootDir: string, cache: Cache, readonly: boolean, socketPath: string, verbose: boolean, daxWindow?: number): Promise<RunningDaemon> {
+async function startDaemon(kind: DaemonKind, rootDir: string, cache: Cache, readonly: boolean, socketPath: string, verbose: boolean, daxWindow?: number, genericDevice = false): Promise<RunningDaemon> {
   if (kind === 'virtiofsd') {
     if (typeof process.getuid === 'function' && process.getuid() !== 0) {
       throw new CliError("QEMU's C virtiofsd needs root (it sandboxes itself in namespaces); run with sudo or use --daemon ours");
@@ -101,8 +110,9 @@ async function startDaemon(kind: DaemonKind, rootDir: string, cache: Cache, read
   const device = await startVhostUserFsDevice({
     socketPath,
     backend: { kind: 'passthrough', sharedDir: rootDir, readonly, cache, xattr: false, writeback: false },
-    // The generic device (DAX) reads the tag from our config space.
-    ...(daxWindow !== undefined ? { tag: 'rootfs', daxWindow } : {}),
+    // The generic device (QEMU 11.1, DAX) reads the tag from our config space.
+    ...(genericDevice ? { tag: 'rootfs' } : {}),
+    ...(daxWindow !== undefined ? { daxWindow } : {}),
     logLevel: verbose ? 'info' : 'warn',
     log: (level, msg) => {
       const line = `${level}: ${msg}\n`;
@@ -141,6 +151,11 @@ export async function run(argv: string[]): Promise<number> {
     if (!(daxWindow! > 0) || daxWindow! % (2 * 1024 * 1024) !== 0) throw new UsageError(`--dax-window must be a size that is a multiple of 2M, e.g. 256M (got '${values['dax-window']}')`, 'run');
     if (daemon !== 'ours') throw new UsageError("--dax-window needs --daemon ours (QEMU's C virtiofsd has no DAX window)", 'run');
   }
+  const qemuChoice = oneOf('run', 'qemu', values.qemu, QEMUS, daxWindow !== undefined ? '11.1' : 'system');
+  if (daxWindow !== undefined && qemuChoice !== '11.1') throw new UsageError('--dax-window needs --qemu 11.1 (the system QEMU 7.2 has no DAX window for vhost-user)', 'run');
+  // QEMU 11.1 + our daemon: the generic device (tag from our config space). QEMU's C
+  // virtiofsd has no config space, so it keeps vhost-user-fs-pci on either QEMU.
+  const genericDevice = qemuChoice === '11.1' && daemon === 'ours';
   const command = positionals.length > 0 ? positionals : ['/bin/sh'];
   const interactive = !values['no-tty'] && !!process.stdin.isTTY && !!process.stdout.isTTY;
   const say = (msg: string) => process.stderr.write(`virtiofs-ts: ${msg}\n`);
@@ -185,17 +200,19 @@ export async function run(argv: string[]): Promise<number> {
   process.stdout.on('error', onStdoutError);
   try {
     try {
-      d = await startDaemon(daemon, rootDir, cache, !!values.readonly, join(work, 'vhost-user.sock'), !!values.verbose, daxWindow);
+      d = await startDaemon(daemon, rootDir, cache, !!values.readonly, join(work, 'vhost-user.sock'), !!values.verbose, daxWindow, genericDevice);
     } catch (e) {
       if (e instanceof CliError || e instanceof GuestSetupError) throw e;
       throw new CliError(`cannot start ${daemon === 'ours' ? 'our vhost-user backend' : "QEMU's C virtiofsd"} on ${rootDir}: ${(e as Error).message}`);
     }
     if (values.verbose) say(`serving ${rootDir} with ${daemon === 'ours' ? 'our vhost-user backend' : "QEMU's C virtiofsd"} (cache ${cache}); booting`);
     let dax = {};
-    if (daxWindow !== undefined) {
-      // Only QEMU 11.1's generic vhost-user device gives the guest a window.
+    if (qemuChoice === '11.1') {
+      // QEMU 11.1 from the private peers cache: its generic vhost-user device is the one that carries a DAX window.
       const { ensureNewQemu, genericFsDevice, qemuCommandOf } = await import('../../guest/peers.ts');
-      dax = { qemu: qemuCommandOf(await ensureNewQemu({ progress })), fsDevice: genericFsDevice() };
+      const q = await ensureNewQemu({ progress });
+      if (values.verbose) say(`QEMU ${q.version} from ${q.suite}, ${genericDevice ? 'generic vhost-user device' : 'vhost-user-fs-pci'}`);
+      dax = { qemu: qemuCommandOf(q), ...(genericDevice ? { fsDevice: genericFsDevice() } : {}) };
     }
     const mountOptions = [values.readonly ? 'ro' : '', daxWindow !== undefined ? 'dax=always' : ''].filter(Boolean).join(',');
     const result = await runInGuestRoot({
