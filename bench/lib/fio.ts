@@ -1,5 +1,6 @@
 // bench/lib: runs one fio job and reads its JSON report (may import node:* and bench/lib).
 import { runAsync, tail } from './proc.ts';
+import { basename, dirname } from 'node:path';
 
 export type FioRw = 'read' | 'randread' | 'write' | 'randwrite';
 
@@ -41,7 +42,7 @@ export function fioArgs(job: FioJob): string[] {
     '--numjobs=1',
     `--rw=${job.rw}`,
     `--bs=${job.blockSize}`,
-    `--filename=${job.files.join(':')}`,
+    ...fileArgs(job.files),
     `--size=${job.totalBytes}`,
     `--runtime=${job.runtimeMs}ms`,
     // fio's default invalidate=1 would fadvise(DONTNEED) the file first and
@@ -54,6 +55,19 @@ export function fioArgs(job: FioJob): string[] {
   if (job.timeBased) args.push('--time_based');
   if (job.readonly) args.push('--readonly');
   return args;
+}
+
+/**
+ * fio keeps --filename in a 4 KiB buffer: 64 absolute paths under a mountpoint
+ * overflow it (fio exits 1). Files in one directory go as --directory plus
+ * bare names instead.
+ */
+function fileArgs(files: string[]): string[] {
+  const dir = dirname(files[0]!);
+  if (files.length > 1 && files.every((f) => dirname(f) === dir)) {
+    return [`--directory=${dir}`, `--filename=${files.map((f) => basename(f)).join(':')}`];
+  }
+  return [`--filename=${files.join(':')}`];
 }
 
 /** Extracts the one JSON document from fio's stdout (which may carry warning lines first). */
