@@ -25,6 +25,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { findExecutable, GuestSetupError, type Progress } from './assets.ts';
 import type { QemuCommand } from './qemu.ts';
+import { spawnSocketDaemon, type SocketDaemon } from './virtiofsd.ts';
 
 /** A peer could not be fetched or started. The message says which step failed and why. */
 export class PeerFetchError extends GuestSetupError {
@@ -618,14 +619,8 @@ export interface RustVirtiofsdOptions {
   progress?: Progress;
 }
 
-export interface RustVirtiofsd {
-  socketPath: string;
+export interface RustVirtiofsd extends SocketDaemon {
   version: string;
-  process: ChildProcess;
-  exited: Promise<number | null>;
-  log(): string;
-  /** SIGTERM, then SIGKILL after 3 s; resolves once it has exited. */
-  stop(): Promise<void>;
 }
 
 /** Starts Rust virtiofsd (fetching it first if needed) and waits until it listens. One VM connection, then it exits. */
@@ -634,47 +629,16 @@ export async function startRustVirtiofsd(o: RustVirtiofsdOptions): Promise<RustV
   const args = [...peer.argvPrefix.slice(1), `--socket-path=${o.socketPath}`, `--shared-dir=${o.sharedDir}`, `--cache=${o.cache ?? 'auto'}`];
   if (o.tag !== undefined) args.push(`--tag=${o.tag}`);
   args.push(...(o.extraArgs ?? []));
-  const child = spawn(peer.argvPrefix[0]!, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...peer.env } });
-  let log = '';
-  child.stderr!.on('data', (c: Buffer) => {
-    log += c.toString('utf8');
-    if (log.length > 256 * 1024) log = log.slice(-256 * 1024);
-  });
-  let status: number | null | undefined;
-  const exited = new Promise<number | null>((resolve) => {
-    child.on('error', (e) => {
-      log += `\n${e.message}`;
-      status = null;
-      resolve(null);
-    });
-    child.on('close', (code) => {
-      status = code;
-      resolve(code);
-    });
-  });
-  const deadline = performance.now() + (o.startTimeoutMs ?? 10_000);
-  while (!existsSync(o.socketPath)) {
-    if (status !== undefined) throw new PeerFetchError(`Rust virtiofsd ${peer.version} exited (${status}) before listening on ${o.socketPath}:\n${log}`);
-    if (performance.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new PeerFetchError(`Rust virtiofsd ${peer.version} did not create ${o.socketPath} in time:\n${log}`);
-    }
-    await sleep(20);
-  }
-  return {
+  const daemon = await spawnSocketDaemon({
+    file: peer.argvPrefix[0]!,
+    args,
+    env: { ...process.env, ...peer.env },
     socketPath: o.socketPath,
-    version: peer.version,
-    process: child,
-    exited,
-    log: () => log,
-    async stop() {
-      if (status !== undefined) return;
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 3000);
-      await exited;
-      clearTimeout(t);
-    },
-  };
+    startTimeoutMs: o.startTimeoutMs,
+    name: `Rust virtiofsd ${peer.version}`,
+    fail: (m) => new PeerFetchError(m),
+  });
+  return { ...daemon, version: peer.version };
 }
 
 // ---------------------------------------------------------------------------

@@ -18,22 +18,35 @@ export interface CVirtiofsdOptions {
   startTimeoutMs?: number;
 }
 
-export interface CVirtiofsd {
+export type CVirtiofsd = SocketDaemon;
+
+/** A vhost-user daemon started as a child process and listening on its socket. */
+export interface SocketDaemon {
   socketPath: string;
   process: ChildProcess;
   /** Resolves with the exit status once the daemon has exited. */
   exited: Promise<number | null>;
-  /** Daemon's stderr so far (log lines). */
+  /** Daemon's stderr so far (the last 256 KiB). */
   log(): string;
   /** SIGTERM, then SIGKILL after 3 s; resolves once it has exited. */
   stop(): Promise<void>;
 }
 
-export async function startCVirtiofsd(o: CVirtiofsdOptions): Promise<CVirtiofsd> {
-  const bin = findCVirtiofsd();
-  const args = [`--socket-path=${o.socketPath}`, '-o', `source=${o.sharedDir}`, '-o', `cache=${o.cache ?? 'auto'}`];
-  for (const opt of o.options ?? []) args.push('-o', opt);
-  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+/**
+ * Spawns `file args` and waits until `socketPath` exists. A daemon that exits
+ * first, or is too slow, is killed and reported through `fail(message)`, with
+ * its log, so the caller picks the error type.
+ */
+export async function spawnSocketDaemon(o: {
+  file: string;
+  args: string[];
+  env?: NodeJS.ProcessEnv;
+  socketPath: string;
+  startTimeoutMs?: number;
+  name: string;
+  fail: (message: string) => Error;
+}): Promise<SocketDaemon> {
+  const child = spawn(o.file, o.args, { stdio: ['ignore', 'ignore', 'pipe'], env: o.env ?? process.env });
   let log = '';
   child.stderr!.on('data', (c: Buffer) => {
     log += c.toString('utf8');
@@ -53,10 +66,10 @@ export async function startCVirtiofsd(o: CVirtiofsdOptions): Promise<CVirtiofsd>
   });
   const deadline = performance.now() + (o.startTimeoutMs ?? 10_000);
   while (!existsSync(o.socketPath)) {
-    if (status !== undefined) throw new Error(`${bin} exited (${status}) before listening on ${o.socketPath}:\n${log}`);
+    if (status !== undefined) throw o.fail(`${o.name} exited (${status}) before listening on ${o.socketPath}:\n${log}`);
     if (performance.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`${bin} did not create ${o.socketPath} in time:\n${log}`);
+      throw o.fail(`${o.name} did not create ${o.socketPath} in time:\n${log}`);
     }
     await sleep(20);
   }
@@ -73,4 +86,11 @@ export async function startCVirtiofsd(o: CVirtiofsdOptions): Promise<CVirtiofsd>
       clearTimeout(t);
     },
   };
+}
+
+export async function startCVirtiofsd(o: CVirtiofsdOptions): Promise<CVirtiofsd> {
+  const bin = findCVirtiofsd();
+  const args = [`--socket-path=${o.socketPath}`, '-o', `source=${o.sharedDir}`, '-o', `cache=${o.cache ?? 'auto'}`];
+  for (const opt of o.options ?? []) args.push('-o', opt);
+  return spawnSocketDaemon({ file: bin, args, socketPath: o.socketPath, startTimeoutMs: o.startTimeoutMs, name: bin, fail: (m) => new Error(m) });
 }
