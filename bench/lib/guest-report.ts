@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatRatio } from './markdown.ts';
 import { writePlot, type PlotPanel } from './plot.ts';
-import type { MachineInfo, Measurement, SystemOutcome, TargetOutcome } from './results.ts';
+import type { BenchReport, Measurement, SystemOutcome } from './results.ts';
 import type { GuestRow } from './guest-workload.ts';
 
 export interface GuestSystemOutcome extends SystemOutcome {
@@ -14,24 +14,15 @@ export interface GuestSystemOutcome extends SystemOutcome {
   qemu: string;
 }
 
-export interface GuestReport {
+/** The shared report shape, with guest systems, guest rows and ratio rows. */
+export interface GuestReport extends Omit<BenchReport, 'benchmark' | 'systems' | 'rows'> {
   benchmark: 'guest';
-  title: string;
-  quick: boolean;
-  partial: boolean;
-  date: string;
-  finished?: string;
-  git: { commit?: string; dirty?: boolean };
-  machine: MachineInfo;
-  config: Record<string, unknown>;
   systems: GuestSystemOutcome[];
   rows: GuestRow[];
   /** One per system and row: the median over repetitions (detail.samples holds them all). */
   results: Measurement[];
   /** Ratio rows: ours ÷ reference, oriented so > 1 is better for ours. */
   ratios: RatioRow[];
-  targets: TargetOutcome[];
-  notes: string[];
 }
 
 export interface RatioRow {
