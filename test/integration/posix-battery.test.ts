@@ -145,38 +145,25 @@ describe('POSIX battery: native directory vs FUSE mounts (kernel as client)', { 
     });
   }
 
-  it('passthrough --readonly: EROFS exactly where a native read-only mount gives it', { timeout: 120_000 }, async () => {
-    const oracle = await nativeReadonly();
-    const before = treeManifest(oracle.source);
-    const m = await mountOurs({ sharedDir: oracle.source, fs: 'passthrough', readonly: true, xattr: true });
-    mounts.push(m.mountpoint);
-    let lines: string[];
-    try {
-      lines = await runBatteryOk(m.mountpoint, { mode: 'expect-readonly' });
-    } finally {
-      await m.stop();
-    }
-    const cmp = compareBatteries(oracle.lines, lines, {}, ['native-ro', 'mount']);
-    assert.ok(cmp.equal, cmp.diff);
-    assert.deepEqual(treeManifest(oracle.source), before, 'a read-only mount changed the shared directory');
-  });
-
   // The memory backend copies the host tree (names, modes, owners, xattrs) at start-up.
-  it('memory --readonly (seeded from a host tree): EROFS exactly where a native read-only mount gives it', { timeout: 120_000 }, async () => {
-    const oracle = await nativeReadonly();
-    const before = treeManifest(oracle.source);
-    const m = await mountOurs({ sharedDir: oracle.source, fs: 'memory', readonly: true, xattr: true });
-    mounts.push(m.mountpoint);
-    let lines: string[];
-    try {
-      lines = await runBatteryOk(m.mountpoint, { mode: 'expect-readonly' });
-    } finally {
-      await m.stop();
-    }
-    const cmp = compareBatteries(oracle.lines, lines, {}, ['native-ro', 'mount']);
-    assert.ok(cmp.equal, cmp.diff);
-    assert.deepEqual(treeManifest(oracle.source), before, 'seeding the memory backend changed the host tree');
-  });
+  for (const fs of ['passthrough', 'memory'] as const) {
+    const title = fs === 'memory' ? 'memory --readonly (seeded from a host tree)' : 'passthrough --readonly';
+    it(`${title}: EROFS exactly where a native read-only mount gives it`, { timeout: 120_000 }, async () => {
+      const oracle = await nativeReadonly();
+      const before = treeManifest(oracle.source);
+      const m = await mountOurs({ sharedDir: oracle.source, fs, readonly: true, xattr: true });
+      mounts.push(m.mountpoint);
+      let lines: string[];
+      try {
+        lines = await runBatteryOk(m.mountpoint, { mode: 'expect-readonly' });
+      } finally {
+        await m.stop();
+      }
+      const cmp = compareBatteries(oracle.lines, lines, {}, ['native-ro', 'mount']);
+      assert.ok(cmp.equal, cmp.diff);
+      assert.deepEqual(treeManifest(oracle.source), before, `a read-only ${fs} mount changed the shared directory`);
+    });
+  }
 
   /*
    * The same battery through Debian's bindfs (libfuse's high-level API over a
