@@ -8,12 +8,12 @@
 // straight out of the window.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureNewQemu, genericFsDevice, qemuCommandOf, startRustVirtiofsd } from '../../src/guest/peers.ts';
 import { runInGuest } from '../../src/guest/qemu.ts';
-import { batteryArgs, compareBatteries, compileBattery, diffTrees, treeManifest, type AllowedDifference } from '../support/posix-battery.ts';
+import { batteryArgs, compareBatteries, compileBattery, diffTrees, treeManifest, type AllowedDifference, batteryLinesFromConsole, guestBatteryCommand, prepareBatteryShare } from '../support/posix-battery.ts';
 import { startServe } from '../support/serve-daemon.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'peers-battery-'));
@@ -23,7 +23,6 @@ after(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-const MARK = '@@battery@@';
 const READDIR_COUNT = 2000;
 const TAG = 'battery';
 
@@ -50,27 +49,15 @@ async function batteryInGuest(socketPath: string, mountOptions?: string): Promis
     fsDevice: genericFsDevice(),
     ...(mountOptions ? { mountOptions } : {}),
     timeoutMs: 600_000,
-    command: `grep " /mnt " /proc/mounts; mkdir -p work && echo ${MARK} && ./battery ${args}; echo "${MARK} exit=$?"`,
+    command: guestBatteryCommand(args, 'grep " /mnt " /proc/mounts; '),
   });
-  const out = r.output.split('\n');
-  const start = out.indexOf(MARK);
-  const endLine = out.findIndex((l) => l.startsWith(`${MARK} exit=`));
-  assert.ok(start >= 0 && endLine > start, `battery did not run in the guest:\n${r.output.slice(-3000)}`);
-  if (mountOptions) assert.match(out.slice(0, start).join('\n'), new RegExp(mountOptions), `not mounted with ${mountOptions}:\n${out.slice(0, start).join('\n')}`);
-  assert.equal(out[endLine], `${MARK} exit=0`, `battery failed in the guest:\n${out.slice(endLine - 10, endLine + 1).join('\n')}`);
-  return out.slice(start + 1, endLine).filter((l) => l.length > 0);
-}
-
-function prepareShare(name: string, binary: string): string {
-  const share = join(work, name);
-  mkdirSync(share);
-  copyFileSync(binary, join(share, 'battery'));
-  chmodSync(join(share, 'battery'), 0o755);
-  return share;
+  const { lines, before } = batteryLinesFromConsole(r.output);
+  if (mountOptions) assert.match(before.join('\n'), new RegExp(mountOptions), `not mounted with ${mountOptions}:\n${before.join('\n')}`);
+  return lines;
 }
 
 async function ours(name: string, binary: string, extra: string[] = []) {
-  const share = prepareShare(name, binary);
+  const share = prepareBatteryShare(work, name, binary);
   const sock = join(work, `${name}.sock`);
   const d = await startServe(['--socket-path', sock, '--shared-dir', share, '--cache', 'auto', '--xattr', '--tag', TAG, ...extra], sock);
   stops.push(() => d.kill());
@@ -96,7 +83,7 @@ test('guest POSIX battery on QEMU 11.1: our daemon with a DAX window = without; 
   const dDax = diffTrees(tree(join(plain.share, 'work')), tree(join(dax.share, 'work')), ['no DAX', 'DAX']);
   assert.equal(dDax, '', `host-side trees differ:\n${dDax}`);
 
-  const rustShare = prepareShare('rust', binary);
+  const rustShare = prepareBatteryShare(work, 'rust', binary);
   const rust = await startRustVirtiofsd({ socketPath: join(work, 'rust.sock'), sharedDir: rustShare, tag: TAG, cache: 'auto', extraArgs: ['--xattr', '--sandbox=none'] });
   stops.push(() => rust.stop());
   const rustLines = await batteryInGuest(rust.socketPath);

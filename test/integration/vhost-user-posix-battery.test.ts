@@ -5,12 +5,12 @@
 // guest wrote must land on the host byte for byte the same under both daemons.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runInGuest } from '../../src/guest/qemu.ts';
 import { startCVirtiofsd } from '../../src/guest/virtiofsd.ts';
-import { batteryArgs, compareBatteries, compileBattery, diffTrees, treeManifest, type AllowedDifference } from '../support/posix-battery.ts';
+import { batteryArgs, compareBatteries, compileBattery, diffTrees, treeManifest, type AllowedDifference, batteryLinesFromConsole, guestBatteryCommand, prepareBatteryShare } from '../support/posix-battery.ts';
 import { startServe, type ServeDaemon } from '../support/serve-daemon.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'vu-battery-'));
@@ -20,7 +20,6 @@ after(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-const MARK = '@@battery@@';
 const READDIR_COUNT = 2000;
 
 /** Differences between the C daemon (first) and ours (second), each with its reason. */
@@ -31,33 +30,20 @@ async function batteryInGuest(share: string, socketPath: string): Promise<string
   const r = await runInGuest({
     socketPath,
     timeoutMs: 400_000,
-    command: `mkdir -p work && echo ${MARK} && ./battery ${args}; echo "${MARK} exit=$?"`,
+    command: guestBatteryCommand(args),
   });
-  const out = r.output.split('\n');
-  const start = out.indexOf(MARK);
-  const endLine = out.findIndex((l) => l.startsWith(`${MARK} exit=`));
-  assert.ok(start >= 0 && endLine > start, `battery did not run in the guest:\n${r.output.slice(-3000)}`);
-  assert.equal(out[endLine], `${MARK} exit=0`, `battery failed in the guest:\n${out.slice(endLine - 10, endLine + 1).join('\n')}`);
-  return out.slice(start + 1, endLine).filter((l) => l.length > 0);
-}
-
-function prepareShare(name: string, binary: string): string {
-  const share = join(work, name);
-  mkdirSync(share);
-  copyFileSync(binary, join(share, 'battery'));
-  chmodSync(join(share, 'battery'), 0o755);
-  return share;
+  return batteryLinesFromConsole(r.output).lines;
 }
 
 test('guest POSIX battery: our daemon gives the same results as QEMU\'s C virtiofsd', { timeout: 900_000 }, async () => {
   const binary = await compileBattery();
 
-  const cShare = prepareShare('c', binary);
+  const cShare = prepareBatteryShare(work, 'c', binary);
   const c = await startCVirtiofsd({ socketPath: join(work, 'c.sock'), sharedDir: cShare, cache: 'auto', options: ['xattr'] });
   stops.push(() => c.stop());
   const cLines = await batteryInGuest(cShare, c.socketPath);
 
-  const oShare = prepareShare('ours', binary);
+  const oShare = prepareBatteryShare(work, 'ours', binary);
   const sock = join(work, 'ours.sock');
   const ours: ServeDaemon = await startServe(['--socket-path', sock, '--shared-dir', oShare, '--cache', 'auto', '--xattr'], sock);
   stops.push(() => ours.kill());

@@ -9,7 +9,7 @@
 // and the same on a mount, then diff the two outputs.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -262,4 +262,39 @@ export function diffTrees(a: string[], b: string[], labels: [string, string] = [
   const onlyA = a.filter((l) => !sb.has(l)).slice(0, 10);
   const onlyB = b.filter((l) => !sa.has(l)).slice(0, 10);
   return [...onlyA.map((l) => `${labels[0]} only: ${l}`), ...onlyB.map((l) => `${labels[1]} only: ${l}`)].join('\n');
+}
+
+// --- Running the battery inside a guest --------------------------------------
+
+/** Marks the battery's output on a guest console full of other lines. */
+export const GUEST_BATTERY_MARK = '@@battery@@';
+
+/** A new directory `dir/name` holding the battery binary as ./battery: the share a guest mounts. */
+export function prepareBatteryShare(dir: string, name: string, binary: string): string {
+  const share = join(dir, name);
+  mkdirSync(share);
+  copyFileSync(binary, join(share, 'battery'));
+  chmodSync(join(share, 'battery'), 0o755);
+  return share;
+}
+
+/** The guest shell command that runs ./battery with `args` between marks (after `prelude`). */
+export function guestBatteryCommand(args: string, prelude = ''): string {
+  const m = GUEST_BATTERY_MARK;
+  return `${prelude}mkdir -p work && echo ${m} && ./battery ${args}; echo "${m} exit=$?"`;
+}
+
+/**
+ * The battery's lines from a guest console produced by guestBatteryCommand,
+ * plus the console lines before it. Throws with the console's tail when the
+ * battery did not run or did not exit 0.
+ */
+export function batteryLinesFromConsole(output: string): { lines: string[]; before: string[] } {
+  const m = GUEST_BATTERY_MARK;
+  const out = output.split('\n');
+  const start = out.indexOf(m);
+  const end = out.findIndex((l) => l.startsWith(`${m} exit=`));
+  if (start < 0 || end <= start) throw new Error(`battery did not run in the guest:\n${output.slice(-3000)}`);
+  if (out[end] !== `${m} exit=0`) throw new Error(`battery failed in the guest:\n${out.slice(end - 10, end + 1).join('\n')}`);
+  return { lines: out.slice(start + 1, end).filter((l) => l.length > 0), before: out.slice(0, start) };
 }
