@@ -15,13 +15,18 @@
 //     4 KiB memfd "tail page" holding those bytes;
 //   - nothing past that page (the guest never touches pages past EOF).
 // A tail page is a copy, so it is kept coherent by syncTails(), which the
-// worker runs before and after every FUSE request: bytes the guest wrote into
-// it (they differ from the last known copy) are written to the file, then the
-// file's current bytes are read back into it (the guest's FUSE_WRITEs, host
-// changes, truncation: bytes past EOF read as zeros). Known limits: a host
-// change to the last page shows only at the guest's next request, and a guest
-// store racing with a sync can be lost; only the EOF page of a file is ever
-// a copy.
+// worker runs before and after every FUSE request, with `known` = what the
+// file held at the last sync: bytes the guest stored into the copy (a snapshot
+// of it differs from `known`) are written to the file; then only the bytes the
+// FILE changed since (it differs from `known`: the guest's FUSE_WRITEs, host
+// writes, truncation, past EOF reading as zeros) are copied in. vCPUs keep
+// running meanwhile, so a guest store landing mid-sync differs from `known`
+// and is left for the next push, never overwritten. A file that grows past
+// its pieces is cut again for the new size. Known limits: each side sees the
+// other's change to the last page only at the guest's next FUSE request (an
+// fsync or msync is one); a guest store and a host (or FUSE_WRITE) change to
+// the SAME byte between two syncs conflict and either may win, as between any
+// two unordered writers; only the EOF page of a file is ever a copy.
 //
 // Second QEMU 11.1 rule: it mmaps every SHMEM_MAP fd PROT_READ|PROT_WRITE
 // (a read-only map only makes the guest's view read-only), so an fd opened
@@ -304,20 +309,29 @@ export class ChannelMapper implements ShmemMapper {
     }
   }
 
-  /** Bytes the guest changed in the copy go to the file (only below the current EOF). */
+  /**
+   * Bytes the guest changed in the copy go to the file (only below the current
+   * EOF). The copy is read ONCE into a snapshot and only the snapshot is
+   * compared, written and remembered as known: a guest store landing while we
+   * work then differs from `known` and goes out at the next push (reading the
+   * live copy twice, once to write and once to remember, would mark such a
+   * store known without writing it, and the next pull would undo it).
+   */
   private push(t: TailPage): void {
     if (t.view.equals(t.known)) return;
+    const snap = this.scratch;
+    t.view.copy(snap);
     const valid = Math.min(PAGE, Math.max(0, sys.fstat(t.fileFd).size - t.fileOffset));
     let i = 0;
     while (i < valid) {
-      if (t.view[i] === t.known[i]) {
+      if (snap[i] === t.known[i]) {
         i++;
         continue;
       }
       let j = i;
-      while (j < valid && t.view[j] !== t.known[j]) j++;
-      sys.pwrite(t.fileFd, t.view, i, j - i, t.fileOffset + i);
-      t.view.copy(t.known, i, i, j);
+      while (j < valid && snap[j] !== t.known[j]) j++;
+      sys.pwrite(t.fileFd, snap, i, j - i, t.fileOffset + i);
+      snap.copy(t.known, i, i, j);
       i = j;
     }
   }
