@@ -193,7 +193,9 @@ export class ChannelMapper implements ShmemMapper {
   /**
    * A file that grew past its pieces (a host append, the guest's extending
    * FUSE_WRITE): the guest will read the new bytes through the range it
-   * already has, so the range is cut again for the new size.
+   * already has, so the range is cut again for the new size. The file pieces
+   * already sent stay mapped (vCPUs may be reading them right now); only the
+   * old EOF copy is replaced, by the file's new whole pages and a new copy.
    */
   private regrow(): void {
     for (const sp of this.splits.values()) {
@@ -211,13 +213,47 @@ export class ChannelMapper implements ShmemMapper {
         continue;
       }
       try {
-        this.unmapPieces(sp.pieces);
-        sp.pieces = [];
-        this.place(sp, size);
+        this.extend(sp, was.below, now, size);
       } catch (err) {
         this.log(`DAX: re-mapping 0x${sp.shmOffset.toString(16)} for a file grown to ${size} bytes: ${(err as Error).message}`);
       }
     }
+  }
+
+  /** Replace the EOF copy of `sp` (cut at `below`) by the pieces for the larger `size`. */
+  private extend(sp: Split, below: number, now: { below: number; tail: boolean }, size: number): void {
+    const ch = this.channel!;
+    const files = sp.pieces.filter((p) => p.tail === null);
+    const copies = sp.pieces.filter((p) => p.tail !== null);
+    sp.pieces = files;
+    this.unmapPieces(copies); // writes the guest's stores in the old copy to the file first
+    const added: Piece[] = [];
+    try {
+      if (now.below > below) {
+        ch.map(sp.fileFd, sp.fdOffset + below, sp.shmOffset + below, now.below - below, sp.writable);
+        added.push({ shmOffset: sp.shmOffset + below, len: now.below - below, tail: null });
+      }
+      if (now.tail) {
+        const tail = this.makeTail(sp.fileFd, sp.fdOffset + now.below, sp.writable);
+        try {
+          ch.map(tail.memfd, 0, sp.shmOffset + now.below, PAGE, sp.writable);
+        } catch (err) {
+          this.freeTail(tail);
+          throw err;
+        }
+        this.tails.add(tail);
+        added.push({ shmOffset: sp.shmOffset + now.below, len: PAGE, tail });
+      }
+    } catch (err) {
+      try {
+        this.unmapPieces(added);
+      } catch {
+        // the channel is gone: nothing more to undo
+      }
+      throw err;
+    }
+    sp.pieces = files.concat(added);
+    sp.size = size;
   }
 
   unmap(shmOffset: number, len: number): void {

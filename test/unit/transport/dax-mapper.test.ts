@@ -192,6 +192,13 @@ test('a file that grows past its pieces is cut again: the new bytes show through
     mapper.syncTails();
     assert.deepEqual(fe.log, []);
     assert.ok(fe.bytes(0, 5056).equals(more));
+    // Growing again: the file page already mapped stays (the guest may be reading it); only the copy is replaced.
+    const larger = Buffer.concat([more, randomBytes(3 * 4096 + 10 - more.length)]);
+    writeFileSync(path, larger);
+    fe.log.length = 0;
+    mapper.syncTails();
+    assert.deepEqual(fe.log, ['unmap 4096+4096', 'map 4096+8192 ro', 'map 12288+4096 ro']);
+    assert.ok(fe.bytes(0, larger.length).equals(larger));
     mapper.unmap(0, 2 * MiB);
     assert.equal(fe.mapped.size, 0);
   } finally {
