@@ -2,6 +2,7 @@
 // numbers -> real (non-O_PATH) host fds. Imports fuse/ errors and ./inode-store.ts types.
 import { constants } from 'node:os';
 import { FsError } from '../../fuse/errors.ts';
+import type { RawDirent } from '../../sys/dirent.ts';
 import type { Inode } from './inode-store.ts';
 
 const E = constants.errno;
@@ -18,6 +19,8 @@ const E = constants.errno;
  */
 export class DirStream {
   buf: Buffer | null = null;
+  /** 32-bit words of buf (same memory), for parseDirentInto and the cookies. */
+  words: Uint32Array | null = null;
   /** Bytes of buf filled by the last getdents64. */
   len = 0;
   /** Byte position of the next record to hand out. */
@@ -26,24 +29,38 @@ export class DirStream {
   index = 0;
   /** Index of the first record in buf. */
   bufIndex = 0;
-  /** Host d_off (raw little-endian s64) of entry i at [8i, 8i+8). */
-  cookies = Buffer.alloc(0);
+  /** Host d_off of entry i as two little-endian words at [2i, 2i+2). */
+  cookies = new Uint32Array(0);
   /** Entries whose host d_off is in `cookies`. */
   known = 0;
+  /** The record at ds.pos, filled by the backend's parse (one object per stream, not per entry). */
+  readonly rec: RawDirent = { ino: 0, type: 0, nameStart: 0, nameEnd: 0, next: 0 };
+
+  /** Takes a getdents64 buffer (aligned: its own ArrayBuffer or a 4-aligned slice). */
+  setBuffer(buf: Buffer): void {
+    this.buf = buf;
+    this.words = new Uint32Array(buf.buffer, buf.byteOffset, buf.length >>> 2);
+  }
 
   /** Records the host d_off of the record at byte `recPos` of buf as entry `index`'s. */
   recordCookie(recPos: number): void {
-    const at = this.index * 8;
-    if (at + 8 > this.cookies.length) {
-      const grown = Buffer.alloc(Math.max(1024, this.cookies.length * 2));
-      this.cookies.copy(grown, 0, 0, this.known * 8);
+    const at = this.index * 2;
+    if (at + 2 > this.cookies.length) {
+      const grown = new Uint32Array(Math.max(256, this.cookies.length * 2));
+      grown.set(this.cookies.subarray(0, this.known * 2));
       this.cookies = grown;
     }
-    // Eight bytes by hand: Buffer#copy's checks cost more than the copy.
-    const buf = this.buf!;
-    const cookies = this.cookies;
-    for (let i = 0; i < 8; i++) cookies[at + i] = buf[recPos + 8 + i];
+    // d_off is the 8 bytes at recPos + 8; records are 8-aligned in buf.
+    const w = this.words!;
+    const q = (recPos + 8) >>> 2;
+    this.cookies[at] = w[q];
+    this.cookies[at + 1] = w[q + 1];
     this.known = this.index + 1;
+  }
+
+  /** The host d_off recorded for entry `i`. */
+  cookie(i: number): bigint {
+    return BigInt.asIntN(64, (BigInt(this.cookies[2 * i + 1]) << 32n) | BigInt(this.cookies[2 * i]));
   }
 }
 

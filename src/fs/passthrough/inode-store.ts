@@ -24,9 +24,15 @@
 // exactly like a classic passthrough daemon.
 import { constants } from 'node:os';
 import { FsError } from '../../fuse/errors.ts';
+import { STATX_SIZE } from '../../sys/stat.ts';
 import * as sys from '../../sys/syscalls.ts';
 
 const E = constants.errno;
+const STATX_NLINK = 0x4;
+/** stx_nlink's offset in struct statx. */
+const STATX_NLINK_OFFSET = 16;
+/** LRU fds given back per EMFILE (see shed()). */
+const SHED_BATCH = 64;
 
 export class Inode {
   /** Live O_PATH fd, or -1 when evicted (then `handle` reopens it). */
@@ -67,6 +73,10 @@ export class InodeStore {
   private head: Inode | null = null;
   private tail: Inode | null = null;
   private live = 0;
+  /** Known inodes whose fd is closed (held by their handle only). */
+  private evicted = 0;
+  /** statx scratch for the eviction's link count check. */
+  private readonly nlinkBuf = Buffer.alloc(STATX_SIZE);
   readonly useHandles: boolean;
   readonly root: Inode;
 
@@ -114,6 +124,16 @@ export class InodeStore {
     return this.byId.size;
   }
 
+  /**
+   * Known inodes held by their file handle only (fd evicted). While it is 0,
+   * every known inode has a live fd, and the eviction itself keeps the fd of
+   * an inode that lost its last name (see evictTail), so a name can be
+   * removed without first finding out which inode it named.
+   */
+  get evictedCount(): number {
+    return this.evicted;
+  }
+
   /** Evictable O_PATH fds open right now. */
   get liveFds(): number {
     return this.live;
@@ -132,7 +152,7 @@ export class InodeStore {
     if (inode.handle === null) throw new FsError(E.ESTALE, 'inode has neither fd nor handle');
     let fd: number;
     try {
-      fd = sys.openByHandleAt(this.mountFds.get(inode.mountId)!, inode.handle, sys.O_PATH);
+      fd = this.openByHandle(inode);
     } catch (err) {
       // Unlinked while we held only its handle: an open handle still pins it.
       if (inode.openFds !== null && inode.openFds.length > 0) return inode.openFds[0];
@@ -140,6 +160,16 @@ export class InodeStore {
     }
     this.makeLive(inode, fd);
     return fd;
+  }
+
+  private openByHandle(inode: Inode): number {
+    const mountFd = this.mountFds.get(inode.mountId)!;
+    try {
+      return sys.openByHandleAt(mountFd, inode.handle!, sys.O_PATH);
+    } catch (err) {
+      if (!this.shedFor(err)) throw err;
+      return sys.openByHandleAt(mountFd, inode.handle!, sys.O_PATH);
+    }
   }
 
   /**
@@ -264,6 +294,8 @@ export class InodeStore {
       const fd = inode.fd;
       inode.fd = -1;
       sys.close(fd);
+    } else if (inode.handle !== null) {
+      this.evicted--;
     }
   }
 
@@ -288,6 +320,7 @@ export class InodeStore {
   }
 
   private makeLive(inode: Inode, fd: number): void {
+    if (inode.fd < 0 && inode.handle !== null) this.evicted--; // back from its handle
     inode.fd = fd;
     if (inode.pinned) return;
     // Insert at the head (most recent), then evict from the tail.
@@ -297,23 +330,64 @@ export class InodeStore {
     this.head = inode;
     if (this.tail === null) this.tail = inode;
     this.live++;
-    while (this.live > this.maxLive && this.tail !== null && this.tail !== inode) {
-      const victim = this.tail;
-      this.unlink(victim);
-      if (victim.handle === null) {
-        const h = this.handleOf(victim.fd, victim.type);
-        if (h === null) {
-          // No way back without the fd: keep it (pinned, outside the budget).
-          victim.pinned = true;
-          continue;
-        }
-        victim.handle = h.bytes;
-        victim.mountId = h.mountId;
-      }
-      const vfd = victim.fd;
-      victim.fd = -1;
-      sys.close(vfd);
+    while (this.live > this.maxLive && this.tail !== null && this.tail !== inode) this.evictTail();
+  }
+
+  /**
+   * Closes the least recently used evictable fd (its inode keeps its file
+   * handle to come back). Returns false when there is none.
+   */
+  private evictTail(): boolean {
+    const victim = this.tail;
+    if (victim === null) return false;
+    this.unlink(victim);
+    // Its last name is gone (removed through us without a hold, see
+    // evictedCount, or by someone else on the host): the handle could never
+    // be opened again, so the fd stays, pinned outside the budget, exactly as
+    // hold() would have done.
+    let nlink = 1;
+    try {
+      sys.statxInto(victim.fd, '', sys.AT_EMPTY_PATH | sys.AT_SYMLINK_NOFOLLOW, STATX_NLINK, this.nlinkBuf);
+      nlink = this.nlinkBuf.readUInt32LE(STATX_NLINK_OFFSET);
+    } catch {
+      /* keep the default: evict as before */
     }
+    if (nlink === 0) {
+      victim.pinned = true;
+      return true;
+    }
+    if (victim.handle === null) {
+      const h = this.handleOf(victim.fd, victim.type);
+      if (h === null) {
+        // No way back without the fd: keep it (pinned, outside the budget).
+        victim.pinned = true;
+        return true;
+      }
+      victim.handle = h.bytes;
+      victim.mountId = h.mountId;
+    }
+    const vfd = victim.fd;
+    victim.fd = -1;
+    this.evicted++;
+    sys.close(vfd);
+    return true;
+  }
+
+  /**
+   * Gives fds back to the process when it ran out of them (EMFILE): open
+   * files and directories share the open-file limit with the O_PATH budget,
+   * which may be most of it. Evicts up to `n` LRU fds; returns how many.
+   */
+  shed(n: number): number {
+    let done = 0;
+    // Never the most recent: the caller may be about to use that very fd.
+    while (done < n && this.tail !== this.head && this.evictTail()) done++;
+    return done;
+  }
+
+  /** True when `err` is EMFILE and fds could be shed: the caller retries once. */
+  shedFor(err: unknown): boolean {
+    return (err as { errno?: unknown } | null)?.errno === E.EMFILE && this.shed(SHED_BATCH) > 0;
   }
 
   private touch(inode: Inode): void {

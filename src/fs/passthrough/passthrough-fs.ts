@@ -78,8 +78,9 @@ import {
   type StatFs,
 } from '../../fuse/filesystem.ts';
 import { prepareThread, withFsCreds } from '../../sys/creds.ts';
-import { direntName, parseDirent } from '../../sys/dirent.ts';
-import { decodeStatx, STATX_SIZE, statxDev, statxIno, type Stat } from '../../sys/stat.ts';
+import { raiseOpenFileLimit } from '../../sys/rlimit.ts';
+import { direntName, parseDirentInto } from '../../sys/dirent.ts';
+import { encodeDev, STATX_SIZE, statxDev, statxIno } from '../../sys/stat.ts';
 import * as sys from '../../sys/syscalls.ts';
 import { lendMappableFd } from './dax-mapping.ts';
 import { DirStream, HandleTable, OpenHandle } from './handle-table.ts';
@@ -95,8 +96,9 @@ export interface PassthroughOptions {
   /** Ask for FUSE_WRITEBACK_CACHE (the kernel then batches writes and may read write-only files). */
   writeback: boolean;
   /**
-   * Evictable O_PATH fds kept open at most (default: a quarter of the open-file
-   * limit, between 256 and 16384; at least 16). See inode-store.ts.
+   * Evictable O_PATH fds kept open at most (default: the open-file limit,
+   * which the default raises towards 2^20 first, less an eighth, between 256
+   * and 65536; at least 16). See inode-store.ts and defaultMaxPathFds().
    */
   maxOpenPathFds?: number;
   /**
@@ -112,12 +114,28 @@ export interface PassthroughOptions {
 // mmap policy, not any wire format, so it is safe at any negotiated minor.
 const FUSE_DIRECT_IO_ALLOW_MMAP = 1n << 36n;
 
-/** Default O_PATH fd budget: a quarter of RLIMIT_NOFILE, within [256, 16384]. */
+/**
+ * Default O_PATH fd budget: RLIMIT_NOFILE (raised first, as far as we may,
+ * towards WANT_FD_LIMIT) less an eighth (at least 256) kept for open files,
+ * sockets and the like, within [256, 65536]. Open files may still take more:
+ * on EMFILE the LRU gives fds back (see openat below). 65536 held inodes pin
+ * some 100 MiB of host inode and dentry cache at worst; a client that knows
+ * more than that costs a reopen by handle per miss, not an error. A budget
+ * smaller than a directory walked in order misses on every entry (LRU), which
+ * is why it is not a small fraction of the limit.
+ */
 function defaultMaxPathFds(): number {
-  return Math.max(256, Math.min(16384, Math.floor(sys.openFileLimit() / 4)));
+  const limit = raiseOpenFileLimit(WANT_FD_LIMIT);
+  return Math.max(256, Math.min(65536, limit - Math.max(256, Math.floor(limit / 8))));
 }
+/** The open-file limit asked for (C virtiofsd asks about as much: ~1M). */
+const WANT_FD_LIMIT = 1 << 20;
 const MIN_MAX_PATH_FDS = 16;
-const DIRENT_BUF_SIZE = 32 * 1024;
+// getdents64 batch: 64 KiB holds some 1,600 entries of short names, so a
+// pass over a large directory makes few syscalls; the kernel's READDIR asks
+// for at most 32 KiB (Node's scandir), or a page (virtio-fs guests).
+const DIRENT_BUF_SIZE = 64 * 1024;
+const MAX_SPARE_DIR_BUFS = 4;
 const NAME_MAX = 255;
 const PATH_MAX = 4096;
 
@@ -175,11 +193,16 @@ export class PassthroughFs implements FileSystem {
   private readonly nameB = Buffer.alloc(NAME_MAX + 1);
   private readonly targetBuf = Buffer.alloc(PATH_MAX);
   private readonly sb = Buffer.alloc(STATX_SIZE);
+  // Word views of sb (Buffer.alloc gives it its own, aligned ArrayBuffer).
+  private readonly sb32 = new Uint32Array(this.sb.buffer, this.sb.byteOffset, STATX_SIZE / 4);
+  private readonly sbS32 = new Int32Array(this.sb.buffer, this.sb.byteOffset, STATX_SIZE / 4);
   private destroyed = false;
   /** getdents64 calls made so far (tests hold readdir to one pass over the host directory). */
   private getdentsCalls = 0;
   /** st_dev -> whether files there skip FLUSH (see LOCAL_FS_TYPES). */
   private readonly noFlushByDev = new Map<number, boolean>();
+  /** getdents64 buffers of released directory handles, reused by the next opendir. */
+  private readonly spareDirBufs: Buffer[] = [];
 
   constructor(sharedDir: string, readonly options: PassthroughOptions) {
     const maxLive = Math.max(MIN_MAX_PATH_FDS, options.maxOpenPathFds ?? defaultMaxPathFds());
@@ -255,23 +278,31 @@ export class PassthroughFs implements FileSystem {
 
   // ------------------------------------------------------------ helpers
 
-  private attrOf(st: Stat): Attr {
+  /**
+   * The fuse_attr of the statx in this.sb, read through 32-bit views of it
+   * (struct statx is little-endian words at fixed offsets, see sys/stat.ts):
+   * a tenth of the cost of decodeStatx + a copy, on every LOOKUP, GETATTR and
+   * READDIRPLUS entry.
+   */
+  private attrOfSb(): Attr {
+    const u = this.sb32;
+    const s = this.sbS32;
     return {
-      ino: st.ino,
-      size: st.size,
-      blocks: st.blocks,
-      atime: st.atime,
-      mtime: st.mtime,
-      ctime: st.ctime,
-      atimensec: st.atimeNsec,
-      mtimensec: st.mtimeNsec,
-      ctimensec: st.ctimeNsec,
-      mode: st.mode,
-      nlink: st.nlink,
-      uid: st.uid,
-      gid: st.gid,
-      rdev: st.rdev,
-      blksize: st.blksize,
+      ino: u[8] + u[9] * 0x100000000,
+      size: u[10] + u[11] * 0x100000000,
+      blocks: u[12] + u[13] * 0x100000000,
+      atime: u[16] + s[17] * 0x100000000,
+      mtime: u[28] + s[29] * 0x100000000,
+      ctime: u[24] + s[25] * 0x100000000,
+      atimensec: u[18],
+      mtimensec: u[30],
+      ctimensec: u[26],
+      mode: u[7] & 0xffff,
+      nlink: u[4],
+      uid: u[5],
+      gid: u[6],
+      rdev: encodeDev(u[32], u[33]),
+      blksize: u[1],
       flags: 0,
     };
   }
@@ -285,13 +316,13 @@ export class PassthroughFs implements FileSystem {
       entry_valid_nsec: 0,
       attr_valid: this.timeout,
       attr_valid_nsec: 0,
-      attr: this.attrOf(decodeStatx(this.sb)),
+      attr: this.attrOfSb(),
     };
   }
 
   private attrReply(fd: number): AttrReply {
     sys.statxInto(fd, '', sys.AT_EMPTY_PATH | sys.AT_SYMLINK_NOFOLLOW, sys.STATX_BASIC_STATS, this.sb);
-    return { attr_valid: this.timeout, attr_valid_nsec: 0, attr: this.attrOf(decodeStatx(this.sb)) };
+    return { attr_valid: this.timeout, attr_valid_nsec: 0, attr: this.attrOfSb() };
   }
 
   /**
@@ -332,7 +363,7 @@ export class PassthroughFs implements FileSystem {
       known.lookups++;
       return known;
     }
-    const fd = sys.openat(dirfd, cname, sys.O_PATH | sys.O_NOFOLLOW);
+    const fd = this.openat(dirfd, cname, sys.O_PATH | sys.O_NOFOLLOW);
     return this.adopt(fd);
   }
 
@@ -350,6 +381,21 @@ export class PassthroughFs implements FileSystem {
     return inode;
   }
 
+  /**
+   * openat(2) that, when the process is out of fds (EMFILE), gives some of
+   * the O_PATH LRU back and tries once more: open files and the O_PATH
+   * budget share the open-file limit (InodeStore.shed never closes the most
+   * recently used fd, so a dirfd just taken from the store stays valid).
+   */
+  private openat(dirfd: number, path: sys.PathArg, flags: number, mode = 0): number {
+    try {
+      return sys.openat(dirfd, path, flags, mode);
+    } catch (err) {
+      if (!this.store.shedFor(err)) throw err;
+      return sys.openat(dirfd, path, flags, mode);
+    }
+  }
+
   /** Undoes one lookup that could not be handed to the kernel. */
   private unlookup(inode: Inode): void {
     this.store.forget(inode.nodeid, 1);
@@ -363,7 +409,7 @@ export class PassthroughFs implements FileSystem {
       throw new FsError(inode.type === sys.S_IFLNK ? E.ELOOP : E.EBADF, 'not a regular file or directory');
     }
     const pfd = this.store.fdOf(inode);
-    return sys.openat(this.procFd, String(pfd), flags & ~OPEN_STRIP);
+    return this.openat(this.procFd, String(pfd), flags & ~OPEN_STRIP);
   }
 
   /** open_flags for a file opened as `fd` on inode's file system. */
@@ -495,8 +541,10 @@ export class PassthroughFs implements FileSystem {
    * gone. Errors are left to the real op that follows.
    */
   private holdVictim(dirfd: number, cname: Buffer): Inode | null {
-    // Without file handles every known inode keeps its fd anyway.
-    if (!this.store.useHandles) return null;
+    // Without file handles every known inode keeps its fd anyway; while no
+    // known inode is evicted, each one has a live fd that its eviction keeps
+    // once the last name is gone (InodeStore.evictedCount): no statx needed.
+    if (!this.store.useHandles || this.store.evictedCount === 0) return null;
     try {
       sys.statxInto(dirfd, cname, sys.AT_SYMLINK_NOFOLLOW, sys.STATX_BASIC_STATS, this.sb);
     } catch {
@@ -597,7 +645,7 @@ export class PassthroughFs implements FileSystem {
     const hostFlags = this.hostOpenFlags(flags) | sys.O_CREAT | sys.O_EXCL | sys.O_NOFOLLOW;
     let fd: number;
     try {
-      fd = withFsCreds(ctx.uid, ctx.gid, () => sys.openat(pfd, cn, hostFlags, mode & 0o7777));
+      fd = withFsCreds(ctx.uid, ctx.gid, () => this.openat(pfd, cn, hostFlags, mode & 0o7777));
     } catch (err) {
       if (errnoOf(err) !== E.EEXIST || (flags & sys.O_EXCL) !== 0) throw err;
       const inode = this.lookupAt(pfd, cn);
@@ -613,7 +661,7 @@ export class PassthroughFs implements FileSystem {
     let inode: Inode;
     try {
       // The O_PATH hold comes from the open file itself, not from the name again.
-      inode = this.adopt(sys.openat(this.procFd, String(fd), sys.O_PATH));
+      inode = this.adopt(this.openat(this.procFd, String(fd), sys.O_PATH));
     } catch (err) {
       sys.close(fd);
       throw err;
@@ -684,7 +732,7 @@ export class PassthroughFs implements FileSystem {
     const inode = this.store.get(nodeid);
     if (inode.type !== sys.S_IFDIR) throw new FsError(E.ENOTDIR);
     // "." under the held directory fd: the directory itself, no name lookup.
-    const fd = sys.openat(this.store.fdOf(inode), '.', sys.O_RDONLY | sys.O_DIRECTORY);
+    const fd = this.openat(this.store.fdOf(inode), '.', sys.O_RDONLY | sys.O_DIRECTORY);
     this.store.addOpenFd(inode, fd);
     return { fh: this.handles.add(new OpenHandle(fd, inode, new DirStream())), open_flags: this.dirOpenFlags };
   }
@@ -692,12 +740,12 @@ export class PassthroughFs implements FileSystem {
   /** Positions the stream at entry index `offset` (see DirStream). */
   private seekDir(h: OpenHandle, ds: DirStream, offset: number): void {
     if (offset === ds.index) return;
+    const rec = ds.rec;
     if (ds.buf !== null && offset >= ds.bufIndex && offset < ds.index) {
       // Inside the batch we hold: walk it from its start.
       let pos = 0;
       for (let i = ds.bufIndex; i < offset; i++) {
-        const rec = parseDirent(ds.buf, pos, ds.len);
-        if (rec === null) break;
+        if (!parseDirentInto(ds.buf, ds.words, pos, ds.len, rec)) break;
         pos = rec.next;
       }
       ds.pos = pos;
@@ -706,7 +754,7 @@ export class PassthroughFs implements FileSystem {
     }
     if (offset > 0 && offset <= ds.known) {
       // An entry we handed out: resume at the host's cookie for it.
-      sys.seekDir(h.fd, ds.cookies.readBigInt64LE((offset - 1) * 8));
+      sys.seekDir(h.fd, ds.cookie(offset - 1));
       ds.len = ds.pos = 0;
       ds.index = ds.bufIndex = offset;
       return;
@@ -716,8 +764,7 @@ export class PassthroughFs implements FileSystem {
     ds.len = ds.pos = ds.index = ds.bufIndex = 0;
     while (ds.index < offset) {
       if (!this.fillDir(h, ds)) return;
-      const rec = parseDirent(ds.buf!, ds.pos, ds.len);
-      if (rec === null) {
+      if (!parseDirentInto(ds.buf!, ds.words, ds.pos, ds.len, rec)) {
         ds.pos = ds.len;
         continue;
       }
@@ -727,11 +774,23 @@ export class PassthroughFs implements FileSystem {
     }
   }
 
-  /** Makes sure a record is available at ds.pos; false at the end of the directory. */
+  /**
+   * Makes sure a record is available at ds.pos and parsed into ds.rec; false
+   * at the end of the directory. A record that does not parse ends its batch.
+   */
+  private nextDirent(h: OpenHandle, ds: DirStream): boolean {
+    for (;;) {
+      if (!this.fillDir(h, ds)) return false;
+      if (parseDirentInto(ds.buf!, ds.words, ds.pos, ds.len, ds.rec)) return true;
+      ds.pos = ds.len;
+    }
+  }
+
+  /** Makes sure a batch with unread bytes is there; false at the end of the directory. */
   private fillDir(h: OpenHandle, ds: DirStream): boolean {
     if (ds.pos < ds.len) return true;
-    ds.buf ??= Buffer.alloc(DIRENT_BUF_SIZE);
-    const n = sys.getdents64(h.fd, ds.buf);
+    if (ds.buf === null) ds.setBuffer(this.spareDirBufs.pop() ?? Buffer.alloc(DIRENT_BUF_SIZE));
+    const n = sys.getdents64(h.fd, ds.buf!);
     this.getdentsCalls++;
     ds.bufIndex = ds.index;
     ds.len = n;
@@ -748,12 +807,8 @@ export class PassthroughFs implements FileSystem {
   readdir(_ctx: RequestContext, _nodeid: number, fh: number, offset: number, sink: DirSink): void {
     const { h, ds } = this.dirHandle(fh);
     this.seekDir(h, ds, offset);
-    while (this.fillDir(h, ds)) {
-      const rec = parseDirent(ds.buf!, ds.pos, ds.len);
-      if (rec === null) {
-        ds.pos = ds.len; // a record that does not parse ends this batch
-        continue;
-      }
+    const rec = ds.rec;
+    while (this.nextDirent(h, ds)) {
       // The server's sink copies the name straight from the getdents64 buffer.
       const taken = sink.addRaw !== undefined
         ? sink.addRaw(rec.ino, ds.index + 1, rec.type, ds.buf!, rec.nameStart, rec.nameEnd)
@@ -768,12 +823,8 @@ export class PassthroughFs implements FileSystem {
   readdirplus(_ctx: RequestContext, _nodeid: number, fh: number, offset: number, sink: DirPlusSink): void {
     const { h, ds } = this.dirHandle(fh);
     this.seekDir(h, ds, offset);
-    while (this.fillDir(h, ds)) {
-      const rec = parseDirent(ds.buf!, ds.pos, ds.len);
-      if (rec === null) {
-        ds.pos = ds.len;
-        continue;
-      }
+    const rec = ds.rec;
+    while (this.nextDirent(h, ds)) {
       const name = direntName(ds.buf!, rec);
       const entry: DirEntry = { ino: rec.ino, off: ds.index + 1, type: rec.type, name };
       let plus: Entry;
@@ -788,7 +839,7 @@ export class PassthroughFs implements FileSystem {
           // skip the statx probe and open it straight away.
           const cn = sys.cName(name, this.nameA);
           const hint = this.store.find(h.inode.dev, rec.ino);
-          inode = hint !== undefined && hint.fd >= 0 ? this.lookupAt(h.fd, cn) : this.adopt(sys.openat(h.fd, cn, sys.O_PATH | sys.O_NOFOLLOW));
+          inode = hint !== undefined && hint.fd >= 0 ? this.lookupAt(h.fd, cn) : this.adopt(this.openat(h.fd, cn, sys.O_PATH | sys.O_NOFOLLOW));
           plus = this.entryOf(inode);
         } catch (err) {
           // Gone between getdents and the lookup (or unreadable): skip it.
@@ -810,7 +861,11 @@ export class PassthroughFs implements FileSystem {
   }
 
   releasedir(_ctx: RequestContext, _nodeid: number, fh: number): void {
+    const ds = this.handles.get(fh).dir;
     this.closeHandle(fh);
+    // A directory pass is opendir + a few readdirs + releasedir: keep its
+    // buffer for the next one instead of zero-filling a new one.
+    if (ds !== null && ds.buf !== null && this.spareDirBufs.length < MAX_SPARE_DIR_BUFS) this.spareDirBufs.push(ds.buf);
   }
 
   fsyncdir(_ctx: RequestContext, _nodeid: number, fh: number, datasync: boolean): void {
