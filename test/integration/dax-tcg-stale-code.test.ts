@@ -16,10 +16,12 @@
 // RAMBlock (qemu_ram_free: no translation is invalidated), and the
 // next SHMEM_MAP's RAMBlock gets the same RAM address back (find_ram_offset
 // picks the best-fitting gap: the one just freed; ram_block_add only marks the
-// range dirty). The stale translations then match the new page. Only code
-// fetch is wrong, only under TCG (KVM runs guest code natively). Not every
-// switch shows it (a translation may be flushed or the block land elsewhere),
-// but every run so far (6, of 4 to 12 switches) showed it several times.
+// range dirty; QEMU's monitor, `info ramblock`, showed the window's block at
+// RAM offset 0x20300000 for B, C, A and B in turn). The stale translations
+// then match the new page. Only code fetch is wrong, only under TCG (KVM
+// runs guest code natively). Not every switch shows it (a translation may be
+// flushed or the block land elsewhere), but every run so far (8, of 4 to 12
+// switches) showed it at least once.
 //
 // A backend cannot avoid it (QEMU does not replace an overlapping SHMEM_MAP,
 // so a range must be unmapped before it is mapped again, and QEMU alone picks
