@@ -69,3 +69,13 @@ export function raiseOpenFileLimit(want: number): number {
   if (cur.hard > cur.soft && set(Math.min(target, cur.hard), cur.hard)) return Math.min(target, cur.hard);
   return cur.soft;
 }
+
+/**
+ * Sets the soft RLIMIT_NOFILE (at most the hard one; lowering needs no
+ * privilege). For tests that run a backend out of fds. Returns the old soft limit.
+ */
+export function setOpenFileSoftLimit(soft: number): number {
+  const cur = openFileLimits();
+  if (!set(Math.min(soft, cur.hard), cur.hard)) throw new SysError(lastErrno(), 'setrlimit');
+  return cur.soft;
+}

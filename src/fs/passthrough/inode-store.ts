@@ -73,6 +73,10 @@ export class InodeStore {
   private head: Inode | null = null;
   private tail: Inode | null = null;
   private live = 0;
+  /** Evicted fds reopened from their file handle so far (LRU misses). */
+  reopens = 0;
+  /** LRU fds given back on EMFILE so far. */
+  shedFds = 0;
   /** Known inodes whose fd is closed (held by their handle only). */
   private evicted = 0;
   /** statx scratch for the eviction's link count check. */
@@ -163,6 +167,7 @@ export class InodeStore {
   }
 
   private openByHandle(inode: Inode): number {
+    this.reopens++;
     const mountFd = this.mountFds.get(inode.mountId)!;
     try {
       return sys.openByHandleAt(mountFd, inode.handle!, sys.O_PATH);
@@ -382,6 +387,7 @@ export class InodeStore {
     let done = 0;
     // Never the most recent: the caller may be about to use that very fd.
     while (done < n && this.tail !== this.head && this.evictTail()) done++;
+    this.shedFds += done;
     return done;
   }
 

@@ -226,9 +226,15 @@ export class PassthroughFs implements FileSystem {
     return this.store.useHandles;
   }
 
-  /** Diagnostics for tests: known node ids and open handles. */
-  get stats(): { inodes: number; liveFds: number; handles: number; getdentsCalls: number } {
-    return { inodes: this.store.size, liveFds: this.store.liveFds, handles: this.handles.size, getdentsCalls: this.getdentsCalls };
+  /** Diagnostics for tests: known node ids, O_PATH fds (live, budget, reopened from handles, shed on EMFILE), open handles. */
+  get stats(): {
+    inodes: number; liveFds: number; maxLiveFds: number; reopens: number; shedFds: number; handles: number; getdentsCalls: number;
+  } {
+    const st = this.store;
+    return {
+      inodes: st.size, liveFds: st.liveFds, maxLiveFds: st.maxLive, reopens: st.reopens, shedFds: st.shedFds,
+      handles: this.handles.size, getdentsCalls: this.getdentsCalls,
+    };
   }
 
   /** The lookup count the backend holds for a node (tests check the contract with it). */

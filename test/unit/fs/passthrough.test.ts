@@ -8,6 +8,7 @@ import * as nfs from 'node:fs';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassthroughFs, type PassthroughOptions } from '../../../src/fs/passthrough/passthrough-fs.ts';
+import { openFileLimits, setOpenFileSoftLimit } from '../../../src/sys/rlimit.ts';
 import type { DirEntry, Entry, RequestContext } from '../../../src/fuse/filesystem.ts';
 import {
   FATTR_ATIME, FATTR_ATIME_NOW, FATTR_FH, FATTR_GID, FATTR_MODE, FATTR_MTIME, FATTR_MTIME_NOW, FATTR_SIZE, FATTR_UID,
@@ -403,6 +404,83 @@ describe('directories', () => {
     errnoIs(() => fs.rmdir(ROOT, 1, B('full')), E.ENOTEMPTY, 'rmdir non-empty');
     assert.equal(fs.stats.liveFds, live0, 'back in the LRU');
     assert.equal(fs.getattr(ROOT, full.nodeid, undefined).attr.mode & 0o170000, 0o040000);
+  });
+
+  test('a name removed while its inode is live (no statx first) keeps the inode usable once the LRU evicts it', () => {
+    const { dir, fs } = setup({ maxOpenPathFds: 16 });
+    nfs.writeFileSync(join(dir, 'victim'), 'abc');
+    nfs.writeFileSync(join(dir, 'over'), 'xyz');
+    nfs.writeFileSync(join(dir, 'src'), 'new');
+    nfs.writeFileSync(join(dir, 'linked'), 'two names');
+    nfs.linkSync(join(dir, 'linked'), join(dir, 'linked2'));
+    nfs.mkdirSync(join(dir, 'vdir'));
+    const v = fs.lookup(ROOT, 1, B('victim'));
+    const o = fs.lookup(ROOT, 1, B('over'));
+    const d = fs.lookup(ROOT, 1, B('vdir'));
+    const l = fs.lookup(ROOT, 1, B('linked'));
+    // Nothing evicted yet: the removals take the fast path.
+    fs.unlink(ROOT, 1, B('victim'));
+    fs.rmdir(ROOT, 1, B('vdir'));
+    fs.rename(ROOT, 1, B('src'), 1, B('over'), 0);
+    fs.unlink(ROOT, 1, B('linked'));
+    // Now push everything out of the LRU, twice round.
+    for (let i = 0; i < 40; i++) {
+      nfs.writeFileSync(join(dir, `filler${i}`), '');
+      fs.lookup(ROOT, 1, B(`filler${i}`));
+    }
+    for (let i = 0; i < 40; i++) fs.lookup(ROOT, 1, B(`filler${i}`));
+    assert.ok(fs.stats.liveFds <= 16, `live ${fs.stats.liveFds}`);
+    assert.equal(fs.getattr(ROOT, v.nodeid, undefined).attr.nlink, 0);
+    assert.equal(fs.getattr(ROOT, o.nodeid, undefined).attr.size, 3);
+    assert.equal(fs.getattr(ROOT, d.nodeid, undefined).attr.mode & 0o170000, 0o040000);
+    fs.setattr(ROOT, v.nodeid, { valid: FATTR_MTIME, mtime: 7, mtimensec: 0 });
+    assert.equal(fs.getattr(ROOT, v.nodeid, undefined).attr.mtime, 7);
+    // Still linked elsewhere: evicted normally, reopened from its handle.
+    const reopens = fs.stats.reopens;
+    assert.equal(fs.getattr(ROOT, l.nodeid, undefined).attr.nlink, 1);
+    assert.equal(fs.stats.reopens, reopens + 1, 'the hard-linked inode came back through its handle');
+    const fdsBefore = nfs.readdirSync('/proc/self/fd').length;
+    fs.forget(v.nodeid, 1);
+    fs.forget(o.nodeid, 1);
+    fs.forget(d.nodeid, 1);
+    assert.equal(nfs.readdirSync('/proc/self/fd').length, fdsBefore - 3, 'forget releases the pinned fds');
+  });
+
+  test('the default O_PATH budget holds a directory of 6,000 files: a second walk in order reopens nothing', () => {
+    const { dir, fs } = setup();
+    const n = 6000;
+    for (let i = 0; i < n; i++) nfs.writeFileSync(join(dir, `f${i}`), '');
+    const limit = openFileLimits().soft;
+    assert.ok(fs.stats.maxLiveFds >= Math.min(n + 1, limit - Math.max(256, Math.floor(limit / 8))), `budget ${fs.stats.maxLiveFds} for limit ${limit}`);
+    if (fs.stats.maxLiveFds <= n) assert.fail(`RLIMIT_NOFILE ${limit} too low for this test (budget ${fs.stats.maxLiveFds}); run with ulimit -n 16384 or more`);
+    for (let pass = 0; pass < 2; pass++) for (let i = 0; i < n; i++) fs.lookup(ROOT, 1, B(`f${i}`));
+    assert.equal(fs.stats.reopens, 0, 'no LRU miss');
+    assert.equal(fs.stats.liveFds, n);
+  });
+
+  test('out of fds (EMFILE): the O_PATH LRU gives fds back and opens, lookups and opendirs still succeed', () => {
+    const { dir, fs } = setup({ maxOpenPathFds: 100000 });
+    for (let i = 0; i < 300; i++) nfs.writeFileSync(join(dir, `f${i}`), `${i}`);
+    nfs.mkdirSync(join(dir, 'd'));
+    const inUse = nfs.readdirSync('/proc/self/fd').length;
+    const old = setOpenFileSoftLimit(inUse + 120);
+    try {
+      const ids: number[] = [];
+      for (let i = 0; i < 300; i++) ids.push(fs.lookup(ROOT, 1, B(`f${i}`)).nodeid);
+      assert.ok(fs.stats.shedFds > 0, 'the LRU shed fds');
+      // Open files need real fds too: the LRU makes room for them.
+      const fhs: number[] = [];
+      for (let i = 0; i < 60; i++) fhs.push(fs.open(ROOT, ids[i], O_RDONLY).fh);
+      const buf = Buffer.alloc(8);
+      assert.equal(buf.subarray(0, fs.read(ROOT, ids[59], fhs[59], 0, 8, buf)).toString(), '59');
+      const dfh = fs.opendir(ROOT, fs.lookup(ROOT, 1, B('d')).nodeid, 0).fh;
+      // Every inode is still reachable (reopened from its handle where shed).
+      for (let i = 0; i < 300; i += 7) assert.equal(fs.getattr(ROOT, ids[i], undefined).attr.size, String(i).length);
+      fs.releasedir(ROOT, 0, dfh);
+      for (let i = 0; i < 60; i++) fs.release(ROOT, ids[i], fhs[i], 0);
+    } finally {
+      setOpenFileSoftLimit(old);
+    }
   });
 
   test('readdirplus counts a lookup for each accepted entry only; . and .. carry node id 0; forget returns to empty', () => {
