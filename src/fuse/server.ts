@@ -27,8 +27,10 @@
 // Buffer ownership: the Buffer handle() returns is a view into a reply buffer
 // the server owns; it stays valid until the next handle() call. READ data is
 // read by the backend straight into that buffer (FileSystem.read's `dest`),
-// and WRITE data is handed to the backend as a view of the request (no copy):
-// the backend must not keep either beyond the call.
+// or, when the transport passes a ReadTarget, straight into the transport's
+// own buffer (vhost-user: the guest's writable descriptor), and WRITE data is
+// handed to the backend as a view of the request (no copy): the backend must
+// not keep either beyond the call.
 import { constants } from 'node:os';
 import * as abi from './abi.ts';
 import { errnoOf as errnoOfImported } from './errors.ts';
@@ -84,6 +86,15 @@ export interface FuseServerOptions {
   dax?: DaxWindow;
   log?: (level: LogLevel, msg: string) => void;
 }
+
+/**
+ * Zero-copy READ replies (handle()'s optional second argument): asked for
+ * room for `size` payload bytes, returns a Buffer of at least that many bytes
+ * where the payload must go (the transport's final destination, e.g. guest
+ * memory right after the reply header), or null to use the server's own
+ * reply buffer. Used only during the handle() call that was given it.
+ */
+export type ReadTarget = (size: number) => Buffer | null;
 
 /** What INIT settled, for transports and tests. */
 export interface Negotiated {
@@ -223,6 +234,9 @@ export class FuseServer {
 
   // Cursor for parseName(): where the next argument starts.
   private pos = 0;
+  // The current handle() call's ReadTarget, and what went through it.
+  private readTarget: ReadTarget | undefined = undefined;
+  private direct = 0;
   // Protocol-warning rate limit (a hostile client must not flood the log).
   private warnWindowStart = 0;
   private warnCount = 0;
@@ -276,11 +290,25 @@ export class FuseServer {
   }
 
   /**
+   * After handle(): how many payload bytes of the reply went into the
+   * ReadTarget's buffer instead of the returned one. When > 0, the returned
+   * Buffer is the fuse_out_header alone (its len counts these bytes too) and
+   * the payload already sits in the target: the transport puts the header in
+   * front of it. 0 when no target was given or the reply did not use it.
+   */
+  get directBytes(): number {
+    return this.direct;
+  }
+
+  /**
    * Handles exactly one whole request; returns the reply (a view into the
    * server's reply buffer, valid until the next call) or null when no reply is
-   * due. Never throws.
+   * due. Never throws. `readTarget` (optional) lets a READ's data go straight
+   * to the transport's destination; see directBytes.
    */
-  handle(request: Buffer): Buffer | null {
+  handle(request: Buffer, readTarget?: ReadTarget): Buffer | null {
+    this.direct = 0;
+    this.readTarget = readTarget;
     const n = request.length;
     if (n < IN_HEADER_SIZE) {
       this.protoWarn(`dropped a request of ${n} bytes: shorter than fuse_in_header (${IN_HEADER_SIZE})`);
@@ -302,10 +330,15 @@ export class FuseServer {
     } catch (err) {
       r = this.errorReply(err, opcode);
     }
-    if (r === NO_REPLY) return null;
+    this.readTarget = undefined;
+    if (r === NO_REPLY) {
+      this.direct = 0;
+      return null;
+    }
     const out = this.out; // read after dispatch: a large READ may have grown it
     let total: number;
     if (r < 0) {
+      this.direct = 0; // an error reply carries no payload, wherever a partial read went
       total = OUT_HEADER_SIZE;
       writeU32(out, 4, r); // two's complement of -errno
     } else {
@@ -313,7 +346,7 @@ export class FuseServer {
       writeU32(out, 4, 0);
     }
     writeU32(out, 0, total);
-    return out.subarray(0, total);
+    return out.subarray(0, total - this.direct);
   }
 
   // ---- plumbing ----------------------------------------------------------
@@ -751,13 +784,24 @@ export class FuseServer {
       this.protoWarn(`READ of ${size} bytes refused (limit ${MAX_REPLY_PAYLOAD})`);
       return -E.EINVAL;
     }
-    this.ensureReplyCapacity(size);
-    const dest = this.out.subarray(OUT_HEADER_SIZE, OUT_HEADER_SIZE + size);
+    // The transport's own destination when it has one that fits (zero copy);
+    // else our reply buffer.
+    const target = this.readTarget;
+    const direct = target !== undefined && size > 0 ? target(size) : null;
+    const useDirect = direct !== null && direct.length >= size;
+    let dest: Buffer;
+    if (useDirect) {
+      dest = direct.length === size ? direct : direct.subarray(0, size);
+    } else {
+      this.ensureReplyCapacity(size);
+      dest = this.out.subarray(OUT_HEADER_SIZE, OUT_HEADER_SIZE + size);
+    }
     const n = fs.read(this.ctx(req), readU64(req, 16), readU64(req, a), readU64(req, a + 8), size, dest);
     if (!(n >= 0 && n <= size)) {
       this.log('error', `READ: backend returned ${n} for a read of ${size}: answering EIO`);
       return -E.EIO;
     }
+    if (useDirect) this.direct = n;
     return n;
   }
 

@@ -13,7 +13,7 @@
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { constants } from 'node:os';
 import { fstatSync } from 'node:fs';
-import { FuseServer } from '../fuse/server.ts';
+import { FuseServer, type ReadTarget } from '../fuse/server.ts';
 import type { FileSystem } from '../fuse/filesystem.ts';
 import { createFileSystem } from '../fs/create.ts';
 import { DaxWindow } from '../fuse/dax.ts';
@@ -46,6 +46,14 @@ const FUSE_INIT = 26;
 const NOTIFY_EVERY = 64;
 const PAGE = 4096;
 const EIO = constants.errno.EIO;
+/**
+ * Kick eventfds are watched edge-triggered: every write to an eventfd is a
+ * new edge (the kernel re-queues the epoll item on each wakeup), so a kick is
+ * never missed, and we skip one read(2) per wakeup that level-triggered
+ * epoll would need to reset the counter. The counter itself just grows; it
+ * would take 2^64 kicks to saturate it.
+ */
+const EPOLLIN_ET = 0x8000_0001;
 
 interface Vring {
   dq: DeviceQueue;
@@ -92,6 +100,19 @@ class DataPlane {
   private readonly chain = new Chain(256);
   private readonly reqBuf: Buffer;
   private readonly errReply = Buffer.alloc(FUSE_OUT_HEADER_SIZE);
+  // The request being served, for readTarget (set and cleared around handle()).
+  private curMem: GuestMemory | null = null;
+  private curChain: Chain | null = null;
+  /**
+   * Zero-copy READ: the server reads file data straight into the guest's
+   * writable buffer after the 16-byte reply header when that part of the
+   * chain is one contiguous piece of guest memory (our driver's layout, and a
+   * Linux guest's 4 KiB page reads); otherwise null and the server copies.
+   * The view lives only inside this handle() call: memory tables change
+   * between batches, never during a READ.
+   */
+  private readonly readTarget: ReadTarget = (size) =>
+    this.curChain !== null && this.curMem !== null ? this.curChain.writableView(this.curMem, FUSE_OUT_HEADER_SIZE, size) : null;
   exiting = false;
   /** The spare backend was used: run() returns so the caller can build the next one (async). */
   needSpare = false;
@@ -128,7 +149,7 @@ class DataPlane {
         } else {
           const v = this.vrings[token];
           if (v === undefined || v.kickFd < 0) continue;
-          eventfdDrain(v.kickFd);
+          // Edge-triggered (EPOLLIN_ET): no counter to reset.
           this.processQueue(token);
         }
       }
@@ -237,14 +258,25 @@ class DataPlane {
     // DAX copies of files' last pages (dax-mapper.ts) are synced around every request.
     const tails = daxMapper !== null && daxMapper.syncNeeded;
     if (tails) daxMapper.syncTails();
+    let direct = 0;
+    this.curMem = mem;
+    this.curChain = chain;
     try {
-      reply = this.server.handle(this.reqBuf.subarray(0, n));
+      reply = this.server.handle(this.reqBuf.subarray(0, n), this.readTarget);
+      direct = this.server.directBytes;
       if (tails || (daxMapper !== null && daxMapper.syncNeeded)) daxMapper!.syncTails();
     } catch (err) {
       log('error', `FUSE server failed: ${(err as Error).stack ?? err}`);
       return this.errorReply(mem, chain, EIO);
+    } finally {
+      this.curMem = null;
+      this.curChain = null;
     }
     if (reply === null) return 0;
+    if (direct > 0) {
+      // The payload is already in place after the header (writableView checked the room).
+      return chain.scatter(mem, reply, reply.length) + direct;
+    }
     if (reply.length > chain.writableBytes) {
       this.complain(index, `chain ${chain.head}: a ${reply.length}-byte reply does not fit ${chain.writableBytes} writable bytes`);
       return this.errorReply(mem, chain, EIO);
@@ -327,7 +359,7 @@ class DataPlane {
     if (fd >= 0) {
       // A blocking eventfd would stall the whole data plane on an empty read.
       setNonBlocking(fd, true);
-      if (which === 'kickFd') this.epoll.add(fd, token);
+      if (which === 'kickFd') this.epoll.add(fd, token, EPOLLIN_ET);
     }
   }
 

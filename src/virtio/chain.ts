@@ -108,6 +108,26 @@ export class Chain {
     return n;
   }
 
+  /**
+   * A view of the writable part's bytes [at, at + len) when they lie in one
+   * segment (one mapped region), else null (the caller copies instead). The
+   * view aliases guest memory: use it only while `mem` is the current table
+   * (within one request, never across a memory-table change).
+   */
+  writableView(mem: GuestMemory, at: number, len: number): Buffer | null {
+    let skip = at;
+    for (let i = this.readable; i < this.count; i++) {
+      const l = this.segLen[i];
+      if (skip < l) {
+        if (l - skip < len) return null;
+        const off = this.segOffset[i] + skip;
+        return mem.regions[this.segRegion[i]].bytes.subarray(off, off + len);
+      }
+      skip -= l;
+    }
+    return null;
+  }
+
   /** Copy src[0, len) into the writable part. Returns bytes written (short when the chain is). */
   scatter(mem: GuestMemory, src: Buffer, len: number): number {
     let n = 0;
