@@ -14,9 +14,10 @@ import { parseArgs } from 'node:util';
 import { runInGuestRoot } from '../src/guest/qemu.ts';
 import { Progress } from './lib/progress.ts';
 import { gitInfo, machineInfo, type Measurement } from './lib/results.ts';
-import { judge, median, writeGuestResults, type GuestReport, type GuestSystemOutcome } from './lib/guest-report.ts';
-import { resolveQemu, startBackend, SYSTEMS, treeCpuSeconds, type GuestQemu, type GuestSystem, type QemuChoice } from './lib/guest-systems.ts';
-import { ALL_ROWS, BENCH_DIR, BOOT_ROW, FIO_ROWS, META_PHASES, parseMeta, prepareRoot, readFioResult, type WorkloadConfig } from './lib/guest-workload.ts';
+import { judge, median, writeGuestResults, type Comparison, type GuestReport, type GuestSystemOutcome } from './lib/guest-report.ts';
+import { daxSystem, resolveQemu, startBackend, SYSTEMS, systemById, treeCpuSeconds, type GuestQemu, type GuestSystem, type QemuChoice } from './lib/guest-systems.ts';
+import { daxTargets, prepareThesisRoot, THESIS_DATA_DIR, thesisAllRows, thesisRows, type ThesisConfig } from './lib/guest-thesis.ts';
+import { ALL_ROWS, BENCH_DIR, BOOT_ROW, FIO_ROWS, META_PHASES, parseMeta, prepareRoot, readFioResult, type FioRowSpec, type GuestRow, type WorkloadConfig } from './lib/guest-workload.ts';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -29,11 +30,36 @@ reads/writes with 4 KiB and 1 MiB blocks on one file, and a metadata load
 (create/stat/readdir/unlink) by a small static C program. Reports ratios
 ours ÷ C virtiofsd per cache mode against the issue's targets.
 
+--preset thesis (alias: dax) runs issue 5's comparison instead, in one run:
+ours with a DAX window (QEMU 11.1, root mounted dax=always), ours without DAX
+and Rust virtiofsd 1.14 (QEMU 11.1, generic vhost-user device), QEMU's C
+virtiofsd 7.2 (QEMU 7.2, vhost-user-fs-pci), all --cache auto; fio sequential
+and random reads (4 KiB, 1 MiB) of one big file and of N smaller files written
+on the host beforehand, plus boot time (extra boot-only boots: --boots).
+Ratios: DAX ÷ no-DAX (target ≥ 6× on random reads), ours no-DAX ÷ Rust
+(≥ 1.0× on every row), and for information DAX ÷ Rust and C 7.2 ÷ Rust.
+
 Systems (default: the first six):
 ${SYSTEMS.map((s) => `  ${s.id.padEnd(11)} ${s.label}${s.byDefault ? '' : ' [opt-in]'}`).join('\n')}
 
 Options:
   --quick             smoke run: 32 MiB file, 1 s jobs, 300 files, one repetition
+                      (thesis: 32 MiB + 3 × 8 MiB, 1 s jobs, one repetition)
+  --preset NAME       thesis (or dax): issue 5's comparison, described above
+  --big MIB           thesis: the big file's size; default 384
+  --files N           thesis: how many smaller files; default 10
+  --file-size MIB     thesis: each smaller file's size; default 32
+  --dax-window SIZE   thesis: our DAX window (a power of two: QEMU's PCI BAR);
+                      default 512M. QEMU 11.1 makes each live SHMEM_MAP a
+                      vhost memory region and aborts past 512 of them
+                      (VHOST_USER_MAX_RAM_SLOTS), so a window of 512 ranges of
+                      2 MiB (1G) can crash QEMU once full and 512M is the
+                      largest safe one; the default sets stay under 80% of it
+                      (where the guest starts reclaiming ranges).
+                      --big 1024 --file-size 100 gives issue 5's sizes: the
+                      guest then reclaims window ranges during the DAX jobs.
+  --boots N           extra boot-only boots per system and repetition, for the
+                      boot row; default 0 (thesis: 2)
   --reps N            repetitions (boots per system); default 3
   --systems a,b       systems to run ("all" = every entry above)
   --size MIB          fio file size; default 256
@@ -70,6 +96,12 @@ export async function main(argv: string[]): Promise<number> {
       name: { type: 'string' },
       note: { type: 'string', multiple: true },
       render: { type: 'string' },
+      preset: { type: 'string' },
+      big: { type: 'string' },
+      files: { type: 'string' },
+      'file-size': { type: 'string' },
+      'dax-window': { type: 'string' },
+      boots: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -92,23 +124,42 @@ export async function main(argv: string[]): Promise<number> {
     if (!Number.isFinite(n) || n <= 0) throw new Error(`--${what} wants a positive number, got "${v}"`);
     return n;
   };
+  const whole = (v: string | undefined, d: number, what: string) => {
+    const n = num(v, d, what);
+    if (!Number.isInteger(n)) throw new Error(`--${what} wants a whole number, got "${v}"`);
+    return n;
+  };
+  if (o.preset !== undefined && o.preset !== 'thesis' && o.preset !== 'dax') throw new Error(`unknown --preset "${o.preset}" (known: thesis, dax)`);
+  const thesis = o.preset !== undefined;
+  for (const k of ['big', 'files', 'file-size', 'dax-window'] as const) if (!thesis && o[k] !== undefined) throw new Error(`--${k} belongs to --preset thesis`);
   const quick = o.quick ?? false;
-  const reps = num(o.reps, quick ? 1 : 3, 'reps');
+  const reps = whole(o.reps, quick ? 1 : 3, 'reps');
+  const boots = o.boots === '0' ? 0 : whole(o.boots, thesis ? 2 : 0, 'boots');
   const cfg: WorkloadConfig = {
     fileBytes: num(o.size, quick ? 32 : 256, 'size') * 1024 * 1024,
     runtimeMs: num(o.runtime, quick ? 1 : 5, 'runtime') * 1000,
     metaFiles: num(o['meta-files'], quick ? 300 : 2000, 'meta-files'),
     readdirPasses: quick ? 3 : 10,
   };
+  const tcfg: ThesisConfig = {
+    bigBytes: whole(o.big, quick ? 32 : 384, 'big') * 1024 * 1024,
+    files: whole(o.files, quick ? 3 : 10, 'files'),
+    fileBytes: whole(o['file-size'], quick ? 8 : 32, 'file-size') * 1024 * 1024,
+    runtimeMs: cfg.runtimeMs,
+  };
+  const daxWindow = o['dax-window'] ?? '512M';
   const memoryMiB = num(o.memory, 1024, 'memory');
   const cpus = num(o.cpus, 1, 'cpus');
   let systems: GuestSystem[];
-  if (!o.systems) systems = SYSTEMS.filter((s) => s.byDefault);
-  else if (o.systems === 'all') systems = SYSTEMS;
+  const thesisSystems = [daxSystem(daxWindow), systemById('vts11-auto')!, systemById('rust-auto')!, systemById('c-auto')!];
+  const pool = thesis ? thesisSystems : SYSTEMS;
+  if (thesis && !o.systems) systems = thesisSystems;
+  else if (!o.systems) systems = SYSTEMS.filter((s) => s.byDefault);
+  else if (o.systems === 'all') systems = pool;
   else {
     systems = o.systems.split(',').map((id) => {
-      const s = SYSTEMS.find((x) => x.id === id.trim());
-      if (!s) throw new Error(`unknown system "${id}" (known: ${SYSTEMS.map((x) => x.id).join(', ')})`);
+      const s = pool.find((x) => x.id === id.trim());
+      if (!s) throw new Error(`unknown system "${id}" (known${thesis ? ' with --preset thesis' : ''}: ${pool.map((x) => x.id).join(', ')})`);
       return s;
     });
   }
@@ -118,32 +169,70 @@ export async function main(argv: string[]): Promise<number> {
   const rootDir = join(work, 'root');
   mkdirSync(work, { recursive: true });
   const progress = new Progress(reps * systems.length);
-  progress.note(`preparing the guest root in ${rootDir} (busybox, fio + libraries, metadata program)`);
-  const prepared = prepareRoot(rootDir, cfg);
+  let workload: Workload;
+  let fioJobFile: string;
+  let comparisons: Comparison[] | undefined;
+  if (thesis) {
+    progress.note(`preparing the guest root in ${rootDir} (busybox, fio + libraries, the read data set)`);
+    const t = prepareThesisRoot(rootDir, tcfg, (l) => progress.note(l));
+    const fioRows = thesisRows(tcfg);
+    fioJobFile = t.jobFile;
+    workload = {
+      rows: thesisAllRows(tcfg),
+      fioRows,
+      meta: false,
+      argv: t.argv,
+      bootOnlyArgv: t.bootOnlyArgv,
+      // Boot, copying ~80 MiB of programs into the tmpfs, then the read jobs.
+      timeoutMs: 300_000 + fioRows.length * (cfg.runtimeMs + 30_000),
+      daxNeedle: `/${THESIS_DATA_DIR}/`,
+    };
+    comparisons = [
+      { system: 'vts11-dax', versus: 'vts11-auto', rowTargets: daxTargets(fioRows), onlyRowTargets: true, note: 'DAX vs our own no-DAX, same QEMU 11.1 and device: issue 5 wants ≥ 6× on random reads; the other rows (boot: with vs without DAX) for information' },
+      { system: 'vts11-auto', versus: 'rust-auto', note: 'ours without DAX vs Rust virtiofsd 1.14, same QEMU 11.1 and device: issue 5 wants ≥ 1.0× on every row' },
+      { system: 'vts11-dax', versus: 'rust-auto', informational: true, note: 'what the DAX window gains over the daemon deployed today (Rust virtiofsd has no DAX)' },
+      { system: 'c-auto', versus: 'rust-auto', informational: true, note: 'QEMU\'s C virtiofsd 7.2 runs on QEMU 7.2 with vhost-user-fs-pci, the others on QEMU 11.1 with the generic device: this column mixes two QEMUs' },
+    ];
+  } else {
+    progress.note(`preparing the guest root in ${rootDir} (busybox, fio + libraries, metadata program)`);
+    const prepared = prepareRoot(rootDir, cfg);
+    fioJobFile = prepared.jobFile;
+    // The whole matrix at TCG speed: boot, layout, 8 jobs, metadata; generous.
+    workload = { rows: ALL_ROWS, fioRows: FIO_ROWS, meta: true, argv: prepared.argv, bootOnlyArgv: ['/bin/sh', '-c', 'echo @@ready'], timeoutMs: 240_000 + 8 * (cfg.runtimeMs + 30_000) + cfg.fileBytes / 1024 / 10 + cfg.metaFiles * 60 };
+  }
+  if (quick) workload.timeoutMs = Math.min(workload.timeoutMs, 900_000);
+  const rows = workload.rows;
 
   const report: GuestReport = {
     benchmark: 'guest',
-    title: 'virtio-fs guest benchmark: our daemon vs QEMU\'s C virtiofsd',
+    title: thesis ? 'virtio-fs guest benchmark, issue 5: our daemon with and without a DAX window vs Rust virtiofsd 1.14 and C virtiofsd 7.2' : 'virtio-fs guest benchmark: our daemon vs QEMU\'s C virtiofsd',
+    ...(thesis ? { plotTitle: 'virtio-fs in a QEMU guest (TCG): DAX vs no DAX vs Rust and C virtiofsd' } : {}),
     quick,
-    partial: !!o.systems && o.systems !== 'all' && SYSTEMS.filter((s) => s.byDefault).some((s) => !systems.includes(s)),
+    partial: thesis ? systems.length < thesisSystems.length : !!o.systems && o.systems !== 'all' && SYSTEMS.filter((s) => s.byDefault).some((s) => !systems.includes(s)),
     date: new Date().toISOString(),
     git: gitInfo(REPO),
     machine: machineInfo(REPO, work),
     config: {
       command: `npm run bench -- guest ${argv.join(' ')}`.trim(),
       reps,
-      ...cfg,
+      bootOnlyBoots: boots,
+      ...(thesis ? { preset: 'thesis', ...tcfg, daxWindow } : cfg),
       memoryMiB,
       cpus,
       guest: `Debian cloud kernel, ${cpus} vCPU, ${memoryMiB} MiB, QEMU -accel tcg; root = ${rootDir} over virtio-fs (busybox + fio + libraries)`,
-      workload:
-        `fio ${cfg.fileBytes / 2 ** 20} MiB file, ioengine=psync iodepth=1, ${cfg.runtimeMs / 1000} s time-based jobs, guest page cache dropped before each job; ` +
-        `metadata: ${cfg.metaFiles} files create/stat/unlink, ${cfg.readdirPasses} readdir passes; ${reps} repetition(s), one boot per system each, order rotated`,
-      fioJobFile: prepared.jobFile,
-      guestArgv: prepared.argv,
+      workload: thesis
+        ? `fio reads, ioengine=psync iodepth=1, ${cfg.runtimeMs / 1000} s time-based jobs: one ${tcfg.bigBytes / 2 ** 20} MiB file, and ${tcfg.files} files of ${tcfg.fileBytes / 2 ** 20} MiB (sequential rows read file after file, random rows pick a file per I/O); ` +
+          `the data set is written on the host once (warm in the host page cache for every system); the guest page cache is dropped before each job; busybox, fio and its libraries run from a guest tmpfs (nothing executes from the share while measuring); ` +
+          `boot: QEMU start to the root's first shell line, ${boots} extra boot-only boot(s) per system and repetition besides the measuring boot; ${reps} repetition(s), order rotated`
+        : `fio ${cfg.fileBytes / 2 ** 20} MiB file, ioengine=psync iodepth=1, ${cfg.runtimeMs / 1000} s time-based jobs, guest page cache dropped before each job; ` +
+          `metadata: ${cfg.metaFiles} files create/stat/unlink, ${cfg.readdirPasses} readdir passes; ${reps} repetition(s), one boot per system each, order rotated` +
+          (boots ? `; ${boots} extra boot-only boot(s) per system and repetition` : ''),
+      fioJobFile,
+      guestArgv: workload.argv,
     },
     systems: [],
-    rows: ALL_ROWS,
+    rows,
+    ...(comparisons ? { comparisons } : {}),
     results: [],
     ratios: [],
     targets: [],
@@ -178,31 +267,50 @@ export async function main(argv: string[]): Promise<number> {
       outcome.qemu = `${q.version}${q.fsDevice ? ', generic vhost-user device' : ', vhost-user-fs-pci'}`;
       progress.note(`${sys.id} rep ${rep + 1}/${reps}: daemon up, booting the guest (load ${loadavg()[0]!.toFixed(1)})`);
       try {
-        const r = await oneBoot(sys, q, rootDir, work, prepared.argv, cfg, memoryMiB, cpus, quick);
+        const r = await oneBoot(sys, q, rootDir, work, workload, memoryMiB, cpus);
         outcome.command = r.command;
         for (const [row, s] of r.samples) add(sys.id, row, s);
         for (const [row, e] of r.failed) failures.set(`${sys.id}/${row}`, e);
         const f = (id: string) => r.samples.get(id)?.value;
+        const seq = workload.fioRows.find((x) => x.rw === 'read' && x.blockSize === 1 << 20);
+        const rnd = workload.fioRows.find((x) => x.rw === 'randread' && x.blockSize === 4096);
         progress.job(
           sys.id,
           `rep ${rep + 1}`,
-          `boot ${f('boot')?.toFixed(1) ?? '?'} s · seq rd 1M ${f('read-1m')?.toFixed(0) ?? '?'} MiB/s · rand rd 4k ${f('randread-4k')?.toFixed(1) ?? '?'} MiB/s · create ${f('meta-create')?.toFixed(0) ?? '?'}/s` +
+          `boot ${f('boot')?.toFixed(1) ?? '?'} s · seq rd 1M ${(seq && f(seq.id)?.toFixed(0)) ?? '?'} MiB/s · rand rd 4k ${(rnd && f(rnd.id)?.toFixed(1)) ?? '?'} MiB/s` +
+            (workload.meta ? ` · create ${f('meta-create')?.toFixed(0) ?? '?'}/s` : '') +
             (r.failed.size ? ` · ${r.failed.size} failed: ${[...r.failed.values()][0]!.slice(0, 160)}` : ''),
         );
       } catch (e) {
         const msg = (e as Error).message;
-        for (const row of ALL_ROWS) failures.set(`${sys.id}/${row.id}`, msg);
+        for (const row of rows) failures.set(`${sys.id}/${row.id}`, msg);
         if (![...samples.keys()].some((k) => k.startsWith(`${sys.id}/`))) {
           outcome.status = 'failed';
           outcome.error = msg;
         }
         progress.job(sys.id, `rep ${rep + 1}`, `failed: ${msg.replace(/\s+/g, ' ').slice(0, 300)}`);
       }
+      // Boot-only boots: more samples for the boot row than one per measuring boot.
+      const bootOnly: Workload = { ...workload, fioRows: [], meta: false, argv: workload.bootOnlyArgv, timeoutMs: 180_000 };
+      const times: string[] = [];
+      for (let b = 0; b < boots; b++) {
+        try {
+          const r = await oneBoot(sys, q, rootDir, work, bootOnly, memoryMiB, cpus, `${sys.id}.boot.console.txt`);
+          const s = r.samples.get(BOOT_ROW.id);
+          if (s) {
+            add(sys.id, BOOT_ROW.id, { value: s.value, detail: { ...s.detail, bootOnly: true } });
+            times.push(s.value.toFixed(1));
+          } else times.push(`failed (${(r.failed.get(BOOT_ROW.id) ?? '?').slice(0, 120)})`);
+        } catch (e) {
+          times.push(`failed (${(e as Error).message.replace(/\s+/g, ' ').slice(0, 120)})`);
+        }
+      }
+      if (boots) progress.note(`${sys.id} rep ${rep + 1}: boot-only boots ${times.join(', ')} s`);
     }
   }
 
   for (const sys of systems) {
-    for (const row of ALL_ROWS) {
+    for (const row of rows) {
       const ss = samples.get(`${sys.id}/${row.id}`) ?? [];
       const m: Measurement = { system: sys.id, row: row.id, status: ss.length ? 'ok' : 'failed' };
       if (ss.length) {
@@ -212,7 +320,7 @@ export async function main(argv: string[]): Promise<number> {
           const xs = ss.map((s) => s.detail[k]).filter((c): c is number => typeof c === 'number');
           return xs.length ? { [k]: median(xs) } : {};
         };
-        m.detail = { samples: ss.map((s) => s.value), ...med('daemonCpuPct'), ...med('qemuCpuPct'), ...med('hostCpuPressurePct'), runs: ss.map((s) => s.detail) };
+        m.detail = { samples: ss.map((s) => s.value), ...med('daemonCpuPct'), ...med('qemuCpuPct'), ...med('hostCpuPressurePct'), ...med('daxMappedMiBAtStart'), ...med('daxMappedMiBAtEnd'), runs: ss.map((s) => s.detail) };
       } else m.error = failures.get(`${sys.id}/${row.id}`) ?? 'no sample';
       report.results.push(m);
     }
@@ -233,6 +341,41 @@ interface Snap {
   qemuCpu: number;
   /** /proc/pressure/cpu "some" total, microseconds. */
   psi: number;
+  /** DAX systems: MiB of the data set mapped into QEMU's window (from QEMU's /proc/PID/maps). */
+  daxMiB?: number;
+}
+
+/** What one boot runs: the guest argv and which figures to read back. */
+interface Workload {
+  rows: GuestRow[];
+  fioRows: FioRowSpec[];
+  /** The metadata program runs (issue 3's matrix). */
+  meta: boolean;
+  argv: string[];
+  /** A boot that only prints the boot mark. */
+  bootOnlyArgv: string[];
+  timeoutMs: number;
+  /** A path fragment of the data set: DAX rows count its mappings in QEMU's address space at each mark. */
+  daxNeedle?: string;
+}
+
+/**
+ * MiB of files whose path holds `needle` mapped into the process: for a DAX
+ * system, the data set's ranges QEMU has mapped into the window at SHMEM_MAP.
+ */
+function mappedMiB(pid: number | undefined, needle: string): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    let bytes = 0;
+    for (const line of readFileSync(`/proc/${pid}/maps`, 'latin1').split('\n')) {
+      if (!line.includes(needle)) continue;
+      const m = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+      if (m) bytes += parseInt(m[2]!, 16) - parseInt(m[1]!, 16);
+    }
+    return Math.round((bytes / 2 ** 20) * 10) / 10;
+  } catch {
+    return undefined;
+  }
 }
 
 /** QEMU's pid, found by the chardev path on its command line (runInGuestRoot does not expose it). */
@@ -264,7 +407,7 @@ interface BootOutcome {
 }
 
 /** One guest boot on one system: daemon up, guest runs the whole workload, daemon down, results read back. */
-async function oneBoot(sys: GuestSystem, q: GuestQemu, rootDir: string, work: string, argv: string[], cfg: WorkloadConfig, memoryMiB: number, cpus: number, quick: boolean): Promise<BootOutcome> {
+async function oneBoot(sys: GuestSystem, q: GuestQemu, rootDir: string, work: string, wl: Workload, memoryMiB: number, cpus: number, consoleFile = `${sys.id}.console.txt`): Promise<BootOutcome> {
   const results = join(rootDir, BENCH_DIR, 'results');
   rmSync(results, { recursive: true, force: true });
   mkdirSync(results, { recursive: true });
@@ -279,7 +422,8 @@ async function oneBoot(sys: GuestSystem, q: GuestQemu, rootDir: string, work: st
   let qemuPid: number | undefined;
   const snap = (): Snap => {
     qemuPid ??= findQemuPid(socket);
-    return { t: performance.now(), cpu: treeCpuSeconds(pid) ?? NaN, qemuCpu: processCpuSeconds(qemuPid) ?? NaN, psi: cpuPressureUs() };
+    const dax = sys.daxWindow && wl.daxNeedle ? mappedMiB(qemuPid, wl.daxNeedle) : undefined;
+    return { t: performance.now(), cpu: treeCpuSeconds(pid) ?? NaN, qemuCpu: processCpuSeconds(qemuPid) ?? NaN, psi: cpuPressureUs(), ...(dax !== undefined ? { daxMiB: dax } : {}) };
   };
   const start: Snap = { ...snap(), qemuCpu: 0 };
   const marks = new Map<string, Snap>();
@@ -295,14 +439,12 @@ async function oneBoot(sys: GuestSystem, q: GuestQemu, rootDir: string, work: st
   };
   let out;
   try {
-    // The whole matrix at TCG speed: boot, layout, 8 jobs, metadata; generous.
-    const timeoutMs = 240_000 + 8 * (cfg.runtimeMs + 30_000) + cfg.fileBytes / 1024 / 10 + cfg.metaFiles * 60;
     out = await runInGuestRoot({
       socketPath: socket,
-      argv,
+      argv: wl.argv,
       memoryMiB,
       cpus,
-      timeoutMs: quick ? Math.min(timeoutMs, 900_000) : timeoutMs,
+      timeoutMs: wl.timeoutMs,
       ...(q.command ? { qemu: q.command } : {}),
       ...(q.fsDevice ? { fsDevice: q.fsDevice } : {}),
       ...(sys.daxWindow ? { mountOptions: 'dax=always' } : {}),
@@ -313,7 +455,7 @@ async function oneBoot(sys: GuestSystem, q: GuestQemu, rootDir: string, work: st
     await backend.stop();
   }
   // The guest's console, for a look after the run (one file per system, last boot).
-  writeFileSync(join(work, `${sys.id}.console.txt`), out.output);
+  writeFileSync(join(work, consoleFile), out.output);
   const samples = new Map<string, Sample>();
   const failed = new Map<string, string>();
   if (out.exitCode !== 0) {
@@ -327,7 +469,14 @@ async function oneBoot(sys: GuestSystem, q: GuestQemu, rootDir: string, work: st
     if (!a || !b || b.t <= a.t) return {};
     const secs = (b.t - a.t) / 1000;
     const pct = (x: number, y: number) => (Number.isFinite(x) && Number.isFinite(y) ? Math.round(((y - x) / secs) * 1000) / 10 : undefined);
-    return { daemonCpuPct: pct(a.cpu, b.cpu), qemuCpuPct: pct(a.qemuCpu, b.qemuCpu), hostCpuPressurePct: pct(a.psi / 1e6, b.psi / 1e6) };
+    return {
+      daemonCpuPct: pct(a.cpu, b.cpu),
+      qemuCpuPct: pct(a.qemuCpu, b.qemuCpu),
+      hostCpuPressurePct: pct(a.psi / 1e6, b.psi / 1e6),
+      // DAX: the data set's window mappings after the cache drop and at the job's end.
+      ...(a.daxMiB !== undefined ? { daxMappedMiBAtStart: a.daxMiB } : {}),
+      ...(b.daxMiB !== undefined ? { daxMappedMiBAtEnd: b.daxMiB } : {}),
+    };
   };
   const wallMs = (id: string) => {
     const a = marks.get(`start ${id}`);
@@ -335,15 +484,18 @@ async function oneBoot(sys: GuestSystem, q: GuestQemu, rootDir: string, work: st
     return a && b ? Math.round(b.t - a.t) : undefined;
   };
   const common = { load1, daemonExit: backend.daemon.exitCode ?? backend.daemon.exitSignal };
+  // When each mark reached the host, seconds after QEMU started: where a boot's time went.
+  const timelineS = Object.fromEntries([...marks].map(([k, v]) => [k, Math.round((v.t - start.t) / 100) / 10]));
   if (out.output.startsWith('@@ready') && out.firstOutputMs !== undefined) {
-    samples.set(BOOT_ROW.id, { value: out.firstOutputMs / 1000, detail: { ...common, initramfsToBeginMs: Math.round(out.bootMs), firstOutputMs: Math.round(out.firstOutputMs), totalMs: Math.round(out.totalMs), ...host('qemu', 'ready') } });
+    samples.set(BOOT_ROW.id, { value: out.firstOutputMs / 1000, detail: { ...common, initramfsToBeginMs: Math.round(out.bootMs), firstOutputMs: Math.round(out.firstOutputMs), totalMs: Math.round(out.totalMs), timelineS, ...host('qemu', 'ready') } });
   } else failed.set(BOOT_ROW.id, `the root's first output was not "@@ready": ${out.output.slice(0, 200)}`);
 
+  const setupError = /@@setup-error (.*)/.exec(out.output)?.[1];
   const fioExit = /@@fio-exit (\d+)/.exec(out.output)?.[1];
   if (fioExit === undefined) {
-    for (const r of FIO_ROWS) failed.set(r.id, 'fio never finished');
+    for (const r of wl.fioRows) failed.set(r.id, setupError ? `guest set-up failed: ${setupError}` : 'fio never finished');
   } else {
-    for (const r of FIO_ROWS) {
+    for (const r of wl.fioRows) {
       try {
         // fio exits non-zero when any job failed; each job's own error field says which.
         const f = readFioResult(rootDir, r);
@@ -356,6 +508,7 @@ async function oneBoot(sys: GuestSystem, q: GuestQemu, rootDir: string, work: st
       }
     }
   }
+  if (!wl.meta) return { command: backend.argv, samples, failed };
   const meta = parseMeta(out.output);
   const metaErr = /@@meta-error (.*)/.exec(out.output)?.[1];
   const metaHost = host('start meta', 'end meta');

@@ -14,6 +14,23 @@ export interface GuestSystemOutcome extends SystemOutcome {
   qemu: string;
 }
 
+/**
+ * One ratio column: `system ÷ versus` per row. Without report.comparisons the
+ * columns come from each system's own `versus` (ours ÷ C per cache mode).
+ */
+export interface Comparison {
+  system: string;
+  versus: string;
+  /** Per-row targets that win over the row's own (issue 5: DAX ≥ 6× no-DAX on random reads). */
+  rowTargets?: Record<string, number>;
+  /** Only the rows in rowTargets have a target; the other rows' ratios are shown for information. */
+  onlyRowTargets?: boolean;
+  /** No target at all: the ratio is shown for information. */
+  informational?: boolean;
+  /** What the column shows, for the reader (listed under the ratio table). */
+  note?: string;
+}
+
 /** The shared report shape, with guest systems, guest rows and ratio rows. */
 export interface GuestReport extends Omit<BenchReport, 'benchmark' | 'systems' | 'rows'> {
   benchmark: 'guest';
@@ -21,8 +38,12 @@ export interface GuestReport extends Omit<BenchReport, 'benchmark' | 'systems' |
   rows: GuestRow[];
   /** One per system and row: the median over repetitions (detail.samples holds them all). */
   results: Measurement[];
+  /** Ratio columns; absent: one per system with a `versus`. */
+  comparisons?: Comparison[];
   /** Ratio rows: ours ÷ reference, oriented so > 1 is better for ours. */
   ratios: RatioRow[];
+  /** The plot's title; absent: the issue-3 title (ours vs C virtiofsd). */
+  plotTitle?: string;
 }
 
 export interface RatioRow {
@@ -30,8 +51,9 @@ export interface RatioRow {
   versus: string;
   row: string;
   ratio?: number;
-  target: number;
-  status: 'met' | 'missed' | 'not measured';
+  /** Undefined: no target for this row in this comparison (shown for information). */
+  target?: number;
+  status: 'met' | 'missed' | 'not measured' | 'info';
 }
 
 export function median(xs: number[]): number {
@@ -45,40 +67,53 @@ function valueOf(r: GuestReport, system: string, row: string): number | undefine
   return m?.status === 'ok' ? m.value : undefined;
 }
 
+/** The report's ratio columns: its own list, or one per system with a reference. */
+export function comparisonsOf(report: GuestReport): Comparison[] {
+  if (report.comparisons) return report.comparisons;
+  return report.systems.filter((s) => s.versus).map((s) => ({ system: s.id, versus: s.versus!, ...(s.rowTargets ? { rowTargets: s.rowTargets } : {}) }));
+}
+
+/** The plot panel / target group of a row group. */
+const THROUGHPUT_GROUPS: ReadonlySet<GuestRow['group']> = new Set(['read', 'read-many', 'write']);
+
 /** Fills report.ratios and report.targets from report.results. */
 export function judge(report: GuestReport): void {
   report.ratios = [];
   report.targets = [];
-  for (const s of report.systems) {
-    if (!s.versus || !report.systems.some((o) => o.id === s.versus)) continue;
+  const title = (id: string) => report.rows.find((r) => r.id === id)?.title ?? id;
+  for (const c of comparisonsOf(report)) {
+    if (!report.systems.some((o) => o.id === c.system) || !report.systems.some((o) => o.id === c.versus)) continue;
     for (const row of report.rows) {
-      const a = valueOf(report, s.id, row.id);
-      const b = valueOf(report, s.versus, row.id);
+      const a = valueOf(report, c.system, row.id);
+      const b = valueOf(report, c.versus, row.id);
       const ratio = a !== undefined && b !== undefined && a > 0 && b > 0 ? (row.higherIsBetter ? a / b : b / a) : undefined;
-      const target = s.rowTargets?.[row.id] ?? row.target;
-      report.ratios.push({ system: s.id, versus: s.versus, row: row.id, ratio, target, status: ratio === undefined ? 'not measured' : ratio >= target ? 'met' : 'missed' });
+      const target = c.informational ? undefined : (c.rowTargets?.[row.id] ?? (c.onlyRowTargets ? undefined : row.target));
+      const status = target === undefined ? 'info' : ratio === undefined ? 'not measured' : ratio >= target ? 'met' : 'missed';
+      report.ratios.push({ system: c.system, versus: c.versus, row: row.id, ratio, ...(target !== undefined ? { target } : {}), status });
     }
-    const groups: { name: string; rows: (r: GuestRow) => boolean; target: number }[] = [
-      { name: 'throughput ≥ 1.0×', rows: (r) => r.group === 'read' || r.group === 'write', target: 1.0 },
-      { name: 'metadata ≥ 0.9×', rows: (r) => r.group === 'metadata', target: 0.9 },
-      { name: 'boot time ≥ 1.0× (as fast)', rows: (r) => r.group === 'boot', target: 1.0 },
+    if (c.informational) continue;
+    let groups: { name: string; rows: (r: GuestRow) => boolean }[] = [
+      { name: 'throughput ≥ 1.0×', rows: (r) => THROUGHPUT_GROUPS.has(r.group) },
+      { name: 'metadata ≥ 0.9×', rows: (r) => r.group === 'metadata' },
+      { name: 'boot time ≥ 1.0× (as fast)', rows: (r) => r.group === 'boot' },
     ];
-    if (s.rowTargets) {
-      const ids = Object.keys(s.rowTargets);
-      groups.unshift({ name: ids.map((id) => `${report.rows.find((r) => r.id === id)?.title ?? id} ≥ ${s.rowTargets![id]}×`).join(', '), rows: (r) => ids.includes(r.id), target: 0 });
-      for (const g of groups.slice(1)) {
+    if (c.onlyRowTargets) groups = [];
+    if (c.rowTargets) {
+      const ids = Object.keys(c.rowTargets);
+      for (const g of groups) {
         const inner = g.rows;
         g.rows = (r) => inner(r) && !ids.includes(r.id);
       }
+      groups.unshift({ name: ids.map((id) => `${title(id)} ≥ ${c.rowTargets![id]}×`).join(', '), rows: (r) => ids.includes(r.id) });
     }
     for (const g of groups) {
-      const mine = report.ratios.filter((x) => x.system === s.id && g.rows(report.rows.find((r) => r.id === x.row)!));
+      if (!report.rows.some(g.rows)) continue; // e.g. no metadata rows in the DAX comparison
+      const mine = report.ratios.filter((x) => x.system === c.system && x.versus === c.versus && x.target !== undefined && g.rows(report.rows.find((r) => r.id === x.row)!));
       const measured = mine.filter((x) => x.ratio !== undefined);
       const missed = measured.filter((x) => x.status === 'missed').sort((p, q) => p.ratio! - q.ratio!);
-      const title = (id: string) => report.rows.find((r) => r.id === id)?.title ?? id;
       report.targets.push({
-        target: `${g.name} vs ${s.versus}`,
-        system: s.id,
+        target: `${g.name} vs ${c.versus}`,
+        system: c.system,
         status: measured.length === 0 ? 'not measured' : missed.length === 0 && measured.length === mine.length ? 'met' : missed.length === 0 ? 'not measured' : 'missed',
         detail:
           measured.length === 0
@@ -135,25 +170,33 @@ export function renderGuestMarkdown(report: GuestReport, plotFile?: string): str
     out.push('## Targets', '');
     out.push(table(['target', 'system', 'status', 'detail'], report.targets.map((t) => [t.target, t.system, t.status === 'met' ? '✅ met' : t.status === 'missed' ? '❌ missed' : '– not measured', t.detail]), 4), '');
   }
-  const pairs = report.systems.filter((s) => s.versus && report.ratios.some((r) => r.system === s.id));
-  if (pairs.length) {
+  const cols = comparisonsOf(report).filter((c) => report.ratios.some((r) => r.system === c.system && r.versus === c.versus));
+  if (cols.length) {
     out.push('## Ratios', '');
     out.push(
       table(
-        ['row', 'target', ...pairs.map((s) => `${s.id} ÷ ${s.versus}`)],
+        ['row', 'target', ...cols.map((c) => `${c.system} ÷ ${c.versus}`)],
         report.rows.map((row) => [
           row.title,
           `≥ ${row.target.toFixed(1)}×`,
-          ...pairs.map((s) => {
-            const r = report.ratios.find((x) => x.system === s.id && x.row === row.id);
-            const own = r && r.target !== row.target ? ` (target ${r.target}×)` : '';
-            return r?.ratio === undefined ? '' : `${formatRatio(r.ratio)} ${r.status === 'met' ? '✅' : '❌'}${own}`;
+          ...cols.map((c) => {
+            const r = report.ratios.find((x) => x.system === c.system && x.versus === c.versus && x.row === row.id);
+            if (r?.ratio === undefined) return '';
+            if (r.target === undefined) return formatRatio(r.ratio);
+            const own = r.target !== row.target ? ` (target ${r.target}×)` : '';
+            return `${formatRatio(r.ratio)} ${r.status === 'met' ? '✅' : '❌'}${own}`;
           }),
         ]),
         2,
       ),
       '',
     );
+    const notes = cols.filter((c) => c.note || c.informational || c.onlyRowTargets);
+    if (notes.length || report.ratios.some((r) => r.status === 'info')) {
+      out.push('A ratio without ✅/❌ has no target: it is there for information.', '');
+      for (const c of notes) out.push(`- **${c.system} ÷ ${c.versus}**: ${c.note ?? (c.informational ? 'for information' : 'targets only on the rows marked')}`);
+      out.push('');
+    }
   }
   const ran = report.systems.filter((s) => s.status !== 'skipped');
   out.push('## Figures', '', 'Median over repetitions (each sample is in the JSON). MiB/s for fio rows, operations/s for metadata, seconds for boot (lower is better).', '');
@@ -214,11 +257,18 @@ export function writeGuestResults(dir: string, name: string, report: GuestReport
   writeFileSync(json, JSON.stringify(report, null, 2) + '\n');
   const ran = report.systems.filter((s) => s.status !== 'skipped');
   const panel = (title: string, unit: string, group: GuestRow['group']): PlotPanel => ({ title, unit, rows: report.rows.filter((r) => r.group === group).map((r) => ({ id: r.id, title: r.title })) });
+  const panels: [string, string, GuestRow['group']][] = [
+    [report.rows.some((r) => r.group === 'read-many') ? 'reads, one file (fio psync, guest cache dropped)' : 'reads (fio psync, guest cache dropped)', 'MiB/s', 'read'],
+    ['reads over many files (fio psync, guest cache dropped)', 'MiB/s', 'read-many'],
+    ['writes (fio psync)', 'MiB/s', 'write'],
+    ['metadata', 'ops/s', 'metadata'],
+    ['boot to shell, virtio-fs root', 'boots/min', 'boot'],
+  ];
   const plot = writePlot(dir, name, {
-    title: `virtio-fs in a QEMU guest (TCG): our daemon vs C virtiofsd${report.quick ? ' (QUICK run)' : ''}`,
+    title: `${report.plotTitle ?? 'virtio-fs in a QEMU guest (TCG): our daemon vs C virtiofsd'}${report.quick ? ' (QUICK run)' : ''}`,
     subtitle: `${report.date} · ${report.git.commit?.slice(0, 10) ?? '?'} · load ${report.machine.loadavgStart.join('/')} · boot shown as boots per minute (60 ÷ seconds)`,
     series: ran.map((s) => ({ id: s.id, label: s.id })),
-    panels: [panel('reads (fio psync, guest cache dropped)', 'MiB/s', 'read'), panel('writes (fio psync)', 'MiB/s', 'write'), panel('metadata', 'ops/s', 'metadata'), panel('boot to shell, virtio-fs root', 'boots/min', 'boot')],
+    panels: panels.filter(([, , g]) => report.rows.some((r) => r.group === g)).map(([t, u, g]) => panel(t, u, g)),
     value: (sys, row) => {
       const x = report.results.find((r) => r.system === sys && r.row === row);
       if (!x) return undefined;

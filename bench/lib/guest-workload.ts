@@ -18,8 +18,8 @@ export type GuestUnit = 'MiB/s' | 'ops/s' | 's';
 export interface GuestRow {
   id: string;
   title: string;
-  /** Plot panel. */
-  group: 'read' | 'write' | 'metadata' | 'boot';
+  /** Plot panel ('read-many': reads spread over several files). */
+  group: 'read' | 'read-many' | 'write' | 'metadata' | 'boot';
   unit: GuestUnit;
   higherIsBetter: boolean;
   /** The issue's target for ours ÷ reference (inverted for lower-is-better rows). */
@@ -136,12 +136,11 @@ int main(int argc, char **argv) {
 `;
 
 /**
- * Builds (or refreshes) the guest root under `rootDir`: a copy of the harness's
- * default busybox root, fio and its libraries at their host paths, the
- * metadata program compiled statically now, and the workload script.
- * Returns the guest argv.
+ * The bench root without its workload: a copy of the harness's default busybox
+ * root (made once) with fio and its libraries at their host paths (refreshed
+ * each run). Returns the host paths of fio and its libraries.
  */
-export function prepareRoot(rootDir: string, cfg: WorkloadConfig): { argv: string[]; jobFile: string } {
+export function ensureBenchRoot(rootDir: string): string[] {
   if (!existsSync(join(rootDir, STAMP))) {
     rmSync(rootDir, { recursive: true, force: true });
     mkdirSync(dirname(rootDir), { recursive: true });
@@ -149,12 +148,24 @@ export function prepareRoot(rootDir: string, cfg: WorkloadConfig): { argv: strin
     writeFileSync(join(rootDir, STAMP), 'busybox root + fio for bench/guest.ts\n');
   }
   // fio and its libraries, refreshed each run (cheap) so a host fio upgrade shows up.
-  for (const f of fioFiles()) {
+  const files = fioFiles();
+  for (const f of files) {
     const dest = join(rootDir, f.replace(/^\/+/, ''));
     mkdirSync(dirname(dest), { recursive: true }); // usr/bin is a symlink to bin in the busybox root: fine
     copyFileSync(realpathSync(f), dest);
     chmodSync(dest, 0o755);
   }
+  return files;
+}
+
+/**
+ * Builds (or refreshes) the guest root under `rootDir`: a copy of the harness's
+ * default busybox root, fio and its libraries at their host paths, the
+ * metadata program compiled statically now, and the workload script.
+ * Returns the guest argv.
+ */
+export function prepareRoot(rootDir: string, cfg: WorkloadConfig): { argv: string[]; jobFile: string } {
+  ensureBenchRoot(rootDir);
   const bench = join(rootDir, BENCH_DIR);
   rmSync(bench, { recursive: true, force: true });
   mkdirSync(join(bench, 'results'), { recursive: true });
