@@ -3,9 +3,8 @@
 // docs/interop/vhost-user.rst ("Backend program conventions"): the same as
 // `virtiofs-ts serve`, under a name that share/vhost-user/50-virtiofs-ts.json
 // points at, so libvirt/QEMU tooling can find it (--print-capabilities,
-// --socket-path, --fd, and virtiofsd's options).
-import { register } from 'tsx/esm/api';
+// --socket-path, --fd, and virtiofsd's options). dist/ or sources: cli-entry.js.
+import { loadCli } from './cli-entry.js';
 
-register();
-const { main } = await import('../src/cli/main.ts');
+const { main } = await loadCli();
 process.exitCode = await main(['serve', ...process.argv.slice(2)]);

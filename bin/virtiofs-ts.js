@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-// The package's `bin`: runs the TypeScript CLI in place, so `npx virtiofs-ts`
-// works in a checkout after `npm ci` with no build step. tsx's register() API
-// installs its loader in this process (no re-spawn, so signals reach the CLI
-// directly); worker threads register it again themselves (src/transport/ts-worker-shim.mjs).
-import { register } from 'tsx/esm/api';
+// The package's `bin`. Runs the CLI from dist/ when `npm run build` (or
+// `npm ci`, through `prepare`) made it and no source changed since, else the
+// TypeScript in place through tsx, so `npx virtiofs-ts` works in any
+// checkout (see cli-entry.js). tsx's register() API installs its loader in
+// this process (no re-spawn, so signals reach the CLI directly); worker
+// threads start through src/transport/ts-worker-shim.mjs.
+import { loadCli } from './cli-entry.js';
 
-register();
-const { main } = await import('../src/cli/main.ts');
+const { main } = await loadCli();
 process.exitCode = await main(process.argv.slice(2));

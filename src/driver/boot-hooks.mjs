@@ -20,7 +20,9 @@ export function initialize(data) {
     if (m.error) w.reject(Object.assign(new Error(m.error), { code: m.code }));
     else w.resolve(m.source);
   });
-  port.unref();
+  // Referenced on purpose: a load awaiting its source must keep this hooks
+  // thread turning (it does not keep the process alive: Node unrefs the
+  // hooks thread itself).
 }
 
 function fetchSource(path) {

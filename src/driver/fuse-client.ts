@@ -159,6 +159,8 @@ export class FuseClient {
   private readonly gid: number;
   private readonly pid: number;
   info: InitInfo | null = null;
+  /** Requests sent so far (start-up traces and tests count round trips with it). */
+  requestCount = 0;
 
   constructor(readonly transport: FuseTransport, opts: FuseClientOptions = {}) {
     this.timeoutMs = opts.timeoutMs ?? 30_000;
@@ -186,6 +188,7 @@ export class FuseClient {
     const bodyLen = args.reduce((n, a) => n + a.length, 0);
     const { h, unique } = this.header(opcode, nodeid, bodyLen);
     const name = opcodeName(opcode);
+    this.requestCount++;
     const reply = await this.transport.call('request', [h, ...args], OUT_HEADER_SIZE + replyCap, this.timeoutMs);
     if (reply.length < OUT_HEADER_SIZE) throw new DriverError('EPROTO', `${name}: reply of ${reply.length} bytes is shorter than fuse_out_header`, name.toLowerCase());
     const len = reply.readUInt32LE(0);

@@ -12,6 +12,8 @@ export interface SessionOptions extends VirtioFsTransportOptions {
   requestTimeoutMs?: number;
   /** DAX chunk size (a multiple of the backend's map alignment). Default 2 MiB. */
   daxChunkBytes?: number;
+  /** Whole-file reads of files smaller than this skip the window (default 64 KiB; 0 = never). */
+  daxMinFileBytes?: number;
   umask?: number;
 }
 
@@ -32,7 +34,7 @@ export async function connectVirtioFs(opts: SessionOptions): Promise<VirtioFsSes
     const wantDax = (opts.daxWindowBytes ?? 0) > 0;
     const init = await client.init({ dax: wantDax });
     const dax = wantDax
-      ? new DaxManager(client, new DaxWindow(transport.frontend), { chunkBytes: opts.daxChunkBytes, mapAlignmentLog2: init.mapAlignmentLog2 || 12 })
+      ? new DaxManager(client, new DaxWindow(transport.frontend), { chunkBytes: opts.daxChunkBytes, mapAlignmentLog2: init.mapAlignmentLog2 || 12, minFileBytes: opts.daxMinFileBytes })
       : null;
     const fs = new VirtioFs(client, { dax, umask: opts.umask });
     let closed = false;

@@ -676,14 +676,19 @@ export class VirtioFs {
 
   // ---- internals used by handles -----------------------------------------------------
 
-  /** One READ at `pos`, through the DAX window when it can serve it. */
-  async readOnce(nodeid: number, fh: number, pos: number, len: number): Promise<Buffer> {
-    if (this.dax?.enabled) {
+  /** One READ at `pos`, through the DAX window when it can serve it (and `dax` is not false). */
+  async readOnce(nodeid: number, fh: number, pos: number, len: number, dax = true): Promise<Buffer> {
+    if (dax && this.dax?.enabled) {
       const a = await this.attrOf(nodeid);
       const b = await this.dax.read(nodeid, fh, pos, len, a.size);
       if (b) return b;
     }
     return this.client.read(nodeid, fh, pos, Math.min(len, this.client.maxIo));
+  }
+
+  /** The size in the attribute cache, expired or not (-1 when none): a hint, never a promise. */
+  sizeHint(nodeid: number): number {
+    return this.nodes.get(nodeid)?.attr?.size ?? -1;
   }
 
   attrFresh(nodeid: number): Promise<Attr> {
@@ -737,11 +742,14 @@ export class VFileHandle {
     if (this.closed) throw new DriverError('EBADF', 'file handle is closed', 'read', this.path);
   }
 
-  /** Read `length` bytes at `position` (several requests in flight for large reads); short only at EOF. */
-  async readAt(position: number, length: number): Promise<Buffer> {
+  /**
+   * Read `length` bytes at `position` (several requests in flight for large
+   * reads); short only at EOF. `dax` false: FUSE_READ even with a window.
+   */
+  async readAt(position: number, length: number, dax = true): Promise<Buffer> {
     this.check();
     const max = this.vfs.client.maxIo;
-    if (length <= max) return this.vfs.readOnce(this.nodeid, this.fh, position, length);
+    if (length <= max) return this.vfs.readOnce(this.nodeid, this.fh, position, length, dax);
     const pieces: Promise<Buffer>[] = [];
     const parts: Buffer[] = [];
     let got = 0;
@@ -749,7 +757,7 @@ export class VFileHandle {
       pieces.length = 0;
       for (let k = 0; k < IO_PARALLEL && off + k * max < length; k++) {
         const at = off + k * max;
-        pieces.push(this.vfs.readOnce(this.nodeid, this.fh, position + at, Math.min(max, length - at)));
+        pieces.push(this.vfs.readOnce(this.nodeid, this.fh, position + at, Math.min(max, length - at), dax));
       }
       const res = await Promise.all(pieces);
       for (const b of res) {
@@ -819,15 +827,29 @@ export class VFileHandle {
     return { bytesWritten: n, buffer: data };
   }
 
+  /**
+   * The whole file. One byte more than the expected size is asked for, so a
+   * short read proves EOF without another request. Through FUSE_READ the
+   * size is only a hint (the cached attribute, even if expired: a wrong
+   * guess costs a request, never a wrong byte), so no GETATTR is sent; the
+   * DAX window needs the current size (pages past EOF are not readable), so
+   * it asks for it. Files below the DAX manager's minFileBytes skip the
+   * window: one FUSE_READ is cheaper than SETUPMAPPING (a request plus the
+   * backend's own map request) for a file read once, and a window chunk
+   * stays free for files that are read a lot (module loading at boot).
+   */
   async readFile(): Promise<Buffer> {
-    const a = await this.vfs.attrFresh(this.nodeid);
-    const first = await this.readAt(0, Math.max(a.size, 1));
-    if (first.length < Math.max(a.size, 1)) return first;
+    const dax = this.vfs.dax;
+    const hint = this.vfs.sizeHint(this.nodeid);
+    const viaWindow = dax !== null && dax.enabled && !(hint >= 0 && hint < dax.minFileBytes);
+    const size = viaWindow ? (await this.vfs.attrFresh(this.nodeid)).size : Math.max(hint, 0);
+    const first = await this.readAt(0, size + 1, viaWindow);
+    if (first.length <= size) return first;
     // The file grew since we asked: keep reading until EOF.
     const parts = [first];
     let pos = first.length;
     for (;;) {
-      const b = await this.readAt(pos, this.vfs.client.maxIo);
+      const b = await this.readAt(pos, this.vfs.client.maxIo, viaWindow);
       if (b.length === 0) break;
       parts.push(b);
       pos += b.length;

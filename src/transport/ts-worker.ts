@@ -3,11 +3,16 @@
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 
 const SHIM = new URL('./ts-worker-shim.mjs', import.meta.url);
+/** This module was built into dist/ (npm run build): its sibling entries are .js files there. */
+const BUILT = import.meta.url.endsWith('.js');
 
 /**
- * Runs the TypeScript module at `entry` on a new worker thread. The module
- * reads its own data from `workerData.data` (workerData.entry is the shim's).
+ * Runs the TypeScript module at `entry` (a `.ts` URL next to the caller) on a
+ * new worker thread; from a build in dist/ the emitted `.js` beside it runs
+ * instead. The module reads its own data from `workerData.data`
+ * (workerData.entry is the shim's).
  */
 export function startTsWorker(entry: URL, data: unknown, options: Omit<WorkerOptions, 'workerData'> = {}): Worker {
-  return new Worker(SHIM, { ...options, workerData: { entry: entry.href, data } });
+  const href = BUILT && entry.href.endsWith('.ts') ? entry.href.slice(0, -3) + '.js' : entry.href;
+  return new Worker(SHIM, { ...options, workerData: { entry: href, data } });
 }

@@ -35,7 +35,13 @@ const options = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
+/** VIRTIOFS_TS_BOOT_TRACE=1: one stderr line per start-up phase, ms since the process started. */
+const trace = process.env.VIRTIOFS_TS_BOOT_TRACE === '1'
+  ? (what: string) => process.stderr.write(`virtiofs-ts boot: ${performance.now().toFixed(1)} ms ${what}\n`)
+  : () => {};
+
 export async function run(argv: string[]): Promise<number> {
+  trace('CLI loaded');
   const { values, positionals } = parseCommandArgs('boot', argv, options);
   if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`, 'boot');
   if (!values.socket) throw new UsageError('--socket PATH is required', 'boot');
@@ -49,6 +55,7 @@ export async function run(argv: string[]): Promise<number> {
   let s;
   try {
     s = await connectVirtioFs({ socketPath: values.socket, daxWindowBytes: dax });
+    trace(`connected (vhost-user set up, FUSE_INIT done${s.dax?.enabled ? ', DAX window on' : ''})`);
   } catch (err) {
     throw new CliError(`cannot connect to ${values.socket}: ${(err as Error).message}`);
   }
@@ -65,12 +72,18 @@ export async function run(argv: string[]): Promise<number> {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   try {
-    await bootFromVirtioFs(s.fs, values.entry);
+    await bootFromVirtioFs(s.fs, values.entry, trace);
+    trace(`app imported (${s.client.requestCount} FUSE requests so far)`);
   } catch (err) {
     closing = true;
     await s.close();
     throw new CliError(`booting ${values.entry} failed: ${(err as Error).message}`);
   }
-  // The app runs on (servers keep the event loop alive); the session stays up with it.
-  return await new Promise<number>(() => {});
+  // The app runs on (servers keep the event loop alive); the session stays up
+  // with it. When the app leaves nothing to do, finish as `node main.js`
+  // would: the session's idle fds hold no reference, so the loop empties.
+  await new Promise((resolve) => process.once('beforeExit', resolve));
+  closing = true;
+  await s.close();
+  return typeof process.exitCode === 'number' ? process.exitCode : 0;
 }

@@ -12,6 +12,7 @@ import type { DriverError } from '../errors.ts';
 import type { DaxWindow } from './dax-window.ts';
 
 export const DEFAULT_CHUNK_BYTES = 2 * 1024 * 1024;
+export const DEFAULT_MIN_FILE_BYTES = 64 * 1024;
 
 /** One run of chunks: file chunks [fstart, +nchunks) at window chunks [mstart, +nchunks). */
 export interface DaxMapping {
@@ -125,13 +126,16 @@ export class DaxManager {
   private lock: Promise<unknown> = Promise.resolve();
   /** Chunks mapped at once when a read continues the top mapping of its file. */
   readonly readaheadChunks: number;
+  /** Whole-file reads (VirtioFs.readFile) of files smaller than this use FUSE_READ. Default 64 KiB. */
+  readonly minFileBytes: number;
 
   constructor(
     private readonly client: FuseClient,
     readonly window: DaxWindow,
-    opts: { chunkBytes?: number; mapAlignmentLog2?: number; readaheadChunks?: number } = {},
+    opts: { chunkBytes?: number; mapAlignmentLog2?: number; readaheadChunks?: number; minFileBytes?: number } = {},
   ) {
     this.readaheadChunks = opts.readaheadChunks ?? 4;
+    this.minFileBytes = opts.minFileBytes ?? DEFAULT_MIN_FILE_BYTES;
     const align = 2 ** (opts.mapAlignmentLog2 ?? 12);
     let chunk = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
     if (chunk % align !== 0) chunk = Math.ceil(chunk / align) * align; // a multiple of the backend's alignment
