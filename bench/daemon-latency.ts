@@ -30,8 +30,10 @@ Options:
   --ops N           operations per 4 KiB row (default 20000; big rows use ops/8)
   --rows LIST       comma list of rows (default all): ${'rand-read-4k,rand-read-4k-qd8,seq-read-1m,rand-write-4k,getattr'}
   --file-mib N      size of the data file (default 256)
-  --systems LIST    comma list: ours,c (default both)
+  --systems LIST    comma list of ours, ours-poll (--poll-us 50), c, c-pool64
+                    (C virtiofsd --thread-pool-size=64); default ours,c
   --threads N       pass --thread-pool-size N to our daemon
+  --ours-args 'A B' more arguments for our daemon (e.g. '--poll-us 0')
   --help            this text
 Env: VTS_DAEMON_NODE_ARGS adds node options for our daemon (e.g. --cpu-prof).
 `;
@@ -95,6 +97,24 @@ function cpuNs(pid: number): number {
   return sum;
 }
 
+/** Per-thread CPU ns (diagnostics: VTS_THREAD_CPU=1), keyed by tid and name. */
+function threadNs(pid: number): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const t of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const name = readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim();
+      m.set(`${t}:${name}`, Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]));
+    } catch { /* gone */ }
+  }
+  return m;
+}
+
+function threadCpu(pid: number, before: Map<string, number>, ops: number): string {
+  const after = threadNs(pid);
+  return [...after].map(([k, v]) => [k, (v - (before.get(k) ?? 0)) / 1000 / ops] as const)
+    .filter(([, us]) => us >= 0.05).sort((a, b) => b[1] - a[1]).map(([k, us]) => `${k} ${us.toFixed(2)}`).join(', ');
+}
+
 /** The socket file appears at bind(), a moment before listen(): retry a refused connect briefly. */
 async function connectRetry(sock: string): Promise<VirtioFsSession> {
   for (let i = 0; ; i++) {
@@ -126,6 +146,7 @@ export async function main(argv: string[]): Promise<number> {
   const rows = rowIds.map((id) => { const r = ROWS.find((x) => x.id === id); if (!r) throw new Error(`unknown row ${id}`); return r; });
   const sysIds = (arg('--systems') ?? 'ours,c').split(',');
   const threads = arg('--threads');
+  const oursArgs = (arg('--ours-args') ?? '').split(' ').filter(Boolean);
   const work = mkdtempSync(join(process.env.BENCH_DIR ?? '/var/tmp', 'vts-daemon-lat-'));
   const data = join(work, 'data');
   mkdirSync(data);
@@ -136,8 +157,12 @@ export async function main(argv: string[]): Promise<number> {
   const nodeArgs = (process.env.VTS_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const systems: Record<string, (sock: string) => Promise<ChildProcess>> = {
     ours: (s) => spawnWait(process.execPath, [...nodeArgs, BIN, 'serve', '--socket-path', s, '--shared-dir', data, '--cache', 'auto',
-      ...(threads ? ['--thread-pool-size', threads] : [])], s),
+      ...(threads ? ['--thread-pool-size', threads] : []), ...oursArgs], s),
+    // Our daemon with adaptive polling (A/B of --poll-us; the default is 0).
+    'ours-poll': (s) => spawnWait(process.execPath, [...nodeArgs, BIN, 'serve', '--socket-path', s, '--shared-dir', data, '--cache', 'auto', '--poll-us', '50', ...oursArgs], s),
     c: (s) => spawnWait(C_VIRTIOFSD, [`--socket-path=${s}`, '-o', `source=${data}`, '-o', 'cache=auto'], s),
+    // Does a worker pool pay? The C daemon with one (its default is 0: the queue thread serves).
+    'c-pool64': (s) => spawnWait(C_VIRTIOFSD, [`--socket-path=${s}`, '-o', `source=${data}`, '-o', 'cache=auto', '--thread-pool-size=64'], s),
   };
   const results: Record<string, Record<string, number[]>> = {};
   /** Daemon CPU µs per operation. */
@@ -159,11 +184,13 @@ export async function main(argv: string[]): Promise<number> {
           for (const row of rows) {
             seed = 12345 + round;
             const c0 = cpuNs(child.pid!);
+            const t0Threads = process.env.VTS_THREAD_CPU ? threadNs(child.pid!) : new Map<string, number>();
             const t0 = performance.now();
             const v = await row.run(s, h, ops);
             const n = v * (performance.now() - t0) / 1000;
             ((results[row.id] ??= {})[sys] ??= []).push(v);
             ((cpu[row.id] ??= {})[sys] ??= []).push((cpuNs(child.pid!) - c0) / 1000 / n);
+            if (process.env.VTS_THREAD_CPU) process.stderr.write(`${sys} ${row.id} per-thread CPU µs/op: ${threadCpu(child.pid!, t0Threads, n)}\n`);
           }
           await s.client.release(e.nodeid, o.fh);
         } finally {
@@ -177,15 +204,16 @@ export async function main(argv: string[]): Promise<number> {
     rmSync(work, { recursive: true, force: true });
   }
   const med = (a: number[]) => { const b = [...a].sort((x, y) => x - y); return b[Math.floor(b.length / 2)]!; };
-  const two = sysIds.length === 2;
+  const others = sysIds.filter((x) => x !== 'c');
+  const withC = sysIds.includes('c');
   const lines = [
-    `| row | ${sysIds.map((s) => `${s} ops/s`).join(' | ')} |${two ? ' ours ÷ c |' : ''} ${sysIds.map((s) => `${s} CPU µs/op`).join(' | ')} | samples (ops/s) |`,
-    `|:--|${sysIds.map(() => '--:|').join('')}${two ? '--:|' : ''}${sysIds.map(() => '--:|').join('')}:--|`,
+    `| row | ${sysIds.map((s) => `${s} ops/s`).join(' | ')} |${withC ? others.map((o) => ` ${o} ÷ c |`).join('') : ''} ${sysIds.map((s) => `${s} CPU µs/op`).join(' | ')} | samples (ops/s) |`,
+    `|:--|${sysIds.map(() => '--:|').join('')}${withC ? others.map(() => '--:|').join('') : ''}${sysIds.map(() => '--:|').join('')}:--|`,
   ];
   for (const row of rows) {
     const r = results[row.id]!;
     const m = sysIds.map((s) => med(r[s]!));
-    const ratio = two ? ` ${(med(r.ours!) / med(r.c!)).toFixed(2)}× |` : '';
+    const ratio = withC ? others.map((o) => ` ${(med(r[o]!) / med(r.c!)).toFixed(2)}× |`).join('') : '';
     const c = sysIds.map((s) => med(cpu[row.id]![s]!).toFixed(1));
     lines.push(`| ${row.id} | ${m.map((v) => Math.round(v).toLocaleString('en')).join(' | ')} |${ratio} ${c.join(' | ')} | ${sysIds.map((s) => `${s}: ${r[s]!.map((v) => Math.round(v)).join(', ')}`).join('; ')} |`);
   }

@@ -221,6 +221,8 @@ export class FuseServer {
   private readonly dax: DaxWindow | undefined;
 
   private out: Buffer;
+  /** out[0, 16): the whole reply of errors, empty bodies and zero-copy READs, without a view per request. */
+  private outHead: Buffer;
   private readonly dirWriter: DirWriter;
   private readonly dirPlusWriter: DirPlusWriter;
 
@@ -270,6 +272,7 @@ export class FuseServer {
     // A reply carries at most a READ of max_pages pages (the kernel bounds
     // reads by max_pages, not max_write) or an xattr value/list.
     this.out = Buffer.alloc(OUT_HEADER_SIZE + Math.max(maxWrite, maxPages * PAGE_SIZE, XATTR_SIZE_MAX));
+    this.outHead = this.out.subarray(0, OUT_HEADER_SIZE);
     this.dirWriter = new DirWriter(this.out);
     this.dirPlusWriter = new DirPlusWriter(this.out);
   }
@@ -346,7 +349,8 @@ export class FuseServer {
       writeU32(out, 4, 0);
     }
     writeU32(out, 0, total);
-    return out.subarray(0, total - this.direct);
+    const replyLen = total - this.direct;
+    return replyLen === OUT_HEADER_SIZE ? this.outHead : out.subarray(0, replyLen);
   }
 
   // ---- plumbing ----------------------------------------------------------
@@ -416,6 +420,7 @@ export class FuseServer {
     const grown = Buffer.alloc(OUT_HEADER_SIZE + payload);
     this.out.copy(grown, 0, 0, OUT_HEADER_SIZE);
     this.out = grown;
+    this.outHead = grown.subarray(0, OUT_HEADER_SIZE);
     this.dirWriter.buf = grown;
     this.dirPlusWriter.buf = grown;
   }

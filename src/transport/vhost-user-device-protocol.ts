@@ -12,6 +12,10 @@ export interface VhostWorkerData {
   numQueues: number;
   /** eventfd the control plane signals after posting a message (the worker sleeps in epoll). */
   controlFd: number;
+  /** Int32 cell the control plane sets to 1 before signalling controlFd, so a polling data plane stops spinning. */
+  controlFlag: SharedArrayBuffer;
+  /** Longest adaptive poll of a request queue after a batch, in µs (0 = never poll). */
+  pollUs: number;
   port: MessagePort;
   logLevel: LogLevel;
   maxWrite?: number;

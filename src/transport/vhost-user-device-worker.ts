@@ -38,6 +38,8 @@ function log(level: LogLevel, msg: string): void {
 }
 
 const CONTROL_TOKEN = 0xffff_ffff;
+/** Queue 0 is hiprio (FORGET, INTERRUPT): rare, never polled. */
+const HIPRIO = 0;
 const FUSE_IN_HEADER_SIZE = 40;
 const FUSE_OUT_HEADER_SIZE = 16;
 /** fuse_in_header.opcode of FUSE_INIT. */
@@ -45,6 +47,8 @@ const FUSE_INIT = 26;
 /** Interrupt the driver at least this often inside a long batch. */
 const NOTIFY_EVERY = 64;
 const PAGE = 4096;
+/** Requests up to this size get a cached view of reqBuf (headers, names, small writes). */
+const SMALL_REQUEST = 4096 + 128;
 const EIO = constants.errno.EIO;
 /**
  * Kick eventfds are watched edge-triggered: every write to an eventfd is a
@@ -99,6 +103,8 @@ class DataPlane {
   private indirect = false;
   private readonly chain = new Chain(256);
   private readonly reqBuf: Buffer;
+  /** reqBuf.subarray(0, n) for small n, made once: most requests are one of a few sizes. */
+  private readonly reqViews: (Buffer | undefined)[] = [];
   private readonly errReply = Buffer.alloc(FUSE_OUT_HEADER_SIZE);
   // The request being served, for readTarget (set and cleared around handle()).
   private curMem: GuestMemory | null = null;
@@ -113,6 +119,21 @@ class DataPlane {
    */
   private readonly readTarget: ReadTarget = (size) =>
     this.curChain !== null && this.curMem !== null ? this.curChain.writableView(this.curMem, FUSE_OUT_HEADER_SIZE, size) : null;
+  /**
+   * Adaptive polling (as QEMU's AioContext poll-max-ns): after draining a
+   * request queue, watch its avail idx for up to pollNs before arming the
+   * kick and sleeping in epoll. A request that arrives meanwhile is served
+   * without a kick from the driver or a wakeup for us (both cost syscalls and
+   * scheduler latency, which dominate a queue-depth-1 round trip). pollNs
+   * grows while requests keep arriving within maxPollNs of the last batch and
+   * shrinks to 0 when they do not, so an idle or slow guest costs no spinning.
+   */
+  private readonly maxPollNs = data.pollUs * 1000;
+  private pollNs = 0;
+  /** How long the last, unsuccessful, poll spun (ns); added to the epoll sleep for the grow/shrink decision. */
+  private lastSpinNs = 0;
+  /** Set (1) by the control plane before it signals controlFd: stop polling, a control message waits. */
+  private readonly controlFlag = new Int32Array(data.controlFlag);
   exiting = false;
   /** The spare backend was used: run() returns so the caller can build the next one (async). */
   needSpare = false;
@@ -140,7 +161,10 @@ class DataPlane {
     // triggered); work published without a kick (a restart) is found here.
     for (let i = 0; i < this.vrings.length; i++) this.processQueue(i);
     while (!this.exiting && !this.needSpare) {
+      const slept = this.maxPollNs > 0 ? performance.now() : 0;
       const n = ep.wait(-1);
+      if (this.maxPollNs > 0) this.adaptPoll((performance.now() - slept) * 1e6 + this.lastSpinNs);
+      this.lastSpinNs = 0;
       for (let i = 0; i < n; i++) {
         const token = ep.tokens[i];
         if (token === CONTROL_TOKEN) {
@@ -184,6 +208,28 @@ class DataPlane {
     }
   }
 
+  /** QEMU's rule: block time within the window grows the poll, beyond it shrinks it to nothing. */
+  private adaptPoll(blockNs: number): void {
+    if (blockNs <= this.pollNs) return;
+    if (blockNs > this.maxPollNs) this.pollNs = 0;
+    else this.pollNs = Math.min(this.maxPollNs, this.pollNs > 0 ? this.pollNs * 2 : 4000);
+  }
+
+  /** Spin up to pollNs for new buffers on dq; true when some arrived (notifications are still off). */
+  private poll(dq: DeviceQueue, mem: GuestMemory): boolean {
+    const t0 = performance.now();
+    const deadline = t0 + this.pollNs / 1e6;
+    const flag = this.controlFlag;
+    let now = t0;
+    do {
+      if (Atomics.load(flag, 0) !== 0) break;
+      if (dq.pending(mem) !== 0) return true;
+      now = performance.now();
+    } while (now < deadline);
+    this.lastSpinNs = (now - t0) * 1e6;
+    return false;
+  }
+
   private complain(index: number, msg: string): void {
     const v = this.vrings[index];
     v.complaints++;
@@ -221,6 +267,14 @@ class DataPlane {
             if (dq.needsNotify(mem)) this.signal(v);
             unsignalled = 0;
           }
+        }
+        if (this.pollNs > 0 && index !== HIPRIO) {
+          // The driver gets its replies before we poll for its next request.
+          if (unsignalled > 0) {
+            if (dq.needsNotify(mem)) this.signal(v);
+            unsignalled = 0;
+          }
+          if (this.poll(dq, mem)) continue;
         }
         // Ordered re-check (see DeviceQueue.enableNotification): loop if buffers slipped in.
         if (!dq.enableNotification(mem)) break;
@@ -262,7 +316,12 @@ class DataPlane {
     this.curMem = mem;
     this.curChain = chain;
     try {
-      reply = this.server.handle(this.reqBuf.subarray(0, n), this.readTarget);
+      let req = n <= SMALL_REQUEST ? this.reqViews[n] : undefined;
+      if (req === undefined) {
+        req = this.reqBuf.subarray(0, n);
+        if (n <= SMALL_REQUEST) this.reqViews[n] = req;
+      }
+      reply = this.server.handle(req, this.readTarget);
       direct = this.server.directBytes;
       if (tails || (daxMapper !== null && daxMapper.syncNeeded)) daxMapper!.syncTails();
     } catch (err) {
@@ -306,6 +365,7 @@ class DataPlane {
    */
   controlWhileWaiting(): void {
     eventfdDrain(data.controlFd);
+    Atomics.store(this.controlFlag, 0, 0);
     for (;;) {
       const m = receiveMessageOnPort(port);
       if (m === undefined) return;
@@ -329,6 +389,8 @@ class DataPlane {
   }
 
   private drainControl(): void {
+    // Cleared before reading the port: a message posted after this sets it again.
+    Atomics.store(this.controlFlag, 0, 0);
     for (const msg of this.deferred.splice(0)) this.controlOne(msg);
     for (;;) {
       const m = receiveMessageOnPort(port);

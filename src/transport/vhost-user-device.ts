@@ -39,6 +39,12 @@ export interface VhostUserFsOptions {
    * SHMEM_MAP requests on the backend channel. Absent: no window (QEMU 7.2 sees no change).
    */
   daxWindow?: number;
+  /**
+   * Longest adaptive poll of a request queue after each batch, in µs
+   * (default 0 = never poll, always sleep in epoll). The poll window
+   * shrinks to nothing while requests come less often than this.
+   */
+  pollUs?: number;
   /** Request queues besides hiprio (default 1). */
   requestQueues?: number;
   maxWrite?: number;
@@ -79,6 +85,8 @@ const PROTOCOL_FEATURES =
   bit(ProtocolFeature.RESET_DEVICE) |
   bit(ProtocolFeature.CONFIGURE_MEM_SLOTS);
 const MAX_MEM_SLOTS = 32;
+/** Default adaptive poll window (µs): off. Measured through the driver on this 2-core machine kind, polling cost CPU and won no throughput (README, serve --help). */
+const DEFAULT_POLL_US = 0;
 const DAX_WINDOW_ALIGN = 2 * 1024 * 1024;
 /** With a DAX window: SHMEM, and file fds on the backend channel. */
 const DAX_PROTOCOL_FEATURES = bit(PROTOCOL_F_SHMEM) | bit(ProtocolFeature.BACKEND_SEND_FD);
@@ -117,6 +125,7 @@ class FsDevice implements VhostUserDevice {
   constructor(
     private readonly post: (m: ToWorker) => void,
     private readonly controlFd: number,
+    private readonly controlFlag: Int32Array,
     requestQueues: number,
     tag: string | undefined,
     daxWindow: number | undefined,
@@ -156,6 +165,8 @@ class FsDevice implements VhostUserDevice {
       this.pending.set(id, { resolve, reject });
       this.post({ ...m, id } as ToWorker);
       // The message is queued before the wakeup: the worker drains the port after reading the eventfd.
+      // The flag ends a poll in progress (the worker is not in epoll then).
+      Atomics.store(this.controlFlag, 0, 1);
       eventfdSignal(this.controlFd);
     });
   }
@@ -247,19 +258,24 @@ export async function startVhostUserFsDevice(opts: VhostUserFsOptions): Promise<
     throw new VhostUserDeviceError(`DAX window of ${dw} bytes is not a positive multiple of 2 MiB (the Linux client's range size)`);
   }
 
+  const pollUs = opts.pollUs ?? DEFAULT_POLL_US;
+  if (!Number.isInteger(pollUs) || pollUs < 0 || pollUs > 10_000) throw new VhostUserDeviceError(`pollUs ${pollUs} is not in 0..10000`);
   const controlFd = eventfdCreate(0, true);
+  const controlFlag = new SharedArrayBuffer(4);
   const { port1, port2 } = new MessageChannel();
   const data: VhostWorkerData = {
     backend: opts.backend,
     numQueues: 1 + requestQueues,
     controlFd,
+    controlFlag,
+    pollUs,
     port: port2,
     logLevel: opts.logLevel ?? 'warn',
     ...(opts.maxWrite !== undefined ? { maxWrite: opts.maxWrite } : {}),
     ...(opts.daxWindow !== undefined ? { daxWindow: opts.daxWindow } : {}),
   };
   const worker: Worker = startTsWorker(new URL('./vhost-user-device-worker.ts', import.meta.url), data, { transferList: [port2] });
-  const device = new FsDevice((m) => port1.postMessage(m), controlFd, requestQueues, opts.tag, opts.daxWindow);
+  const device = new FsDevice((m) => port1.postMessage(m), controlFd, new Int32Array(controlFlag), requestQueues, opts.tag, opts.daxWindow);
 
   let requests = 0;
   let crash: Error | undefined;

@@ -12,6 +12,11 @@ import { DESC_SIZE, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE
 /** Largest number of buffers one chain may name (direct + indirect). */
 export const MAX_CHAIN_SEGMENTS = 65536;
 const TWO_32 = 0x1_0000_0000;
+/**
+ * Up to this many bytes a byte loop beats Buffer#copy, whose argument
+ * checks cost more than moving a request header or a reply header.
+ */
+const SMALL_COPY = 128;
 /** Descriptor addresses at or above 2^53 are outside any memory we map. */
 const MAX_HI = 0x20_0000;
 
@@ -66,7 +71,7 @@ export class Chain {
     }
     const ri = mem.findGpa(addr, len);
     if (ri >= 0) {
-      this.add(ri, addr - mem.regions[ri].gpa, len);
+      this.add(ri, addr - mem.regions[ri].gpa, len, writable);
     } else {
       // Slow path: a buffer may run on from one region into the next when
       // they are contiguous in guest-physical space (big RAM is cut into
@@ -78,7 +83,7 @@ export class Chain {
         if (r < 0) throw new QueueError('ADDRESS_OUT_OF_RANGE', `buffer 0x${addr.toString(16)}+${len} is not inside guest memory`);
         const reg = mem.regions[r];
         const piece = Math.min(rem, reg.gpa + reg.size - a);
-        this.add(r, a - reg.gpa, piece);
+        this.add(r, a - reg.gpa, piece, writable);
         a += piece;
         rem -= piece;
       }
@@ -86,7 +91,20 @@ export class Chain {
     if (!writable) this.readable = this.count;
   }
 
-  private add(region: number, offset: number, len: number): void {
+  private add(region: number, offset: number, len: number, writable: boolean): void {
+    // A buffer that continues the previous one in the same region and the
+    // same direction extends it: a guest's physically contiguous pages
+    // become one piece, which writableView can hand out whole and
+    // gather/scatter copy in one go. (A readable buffer only ever follows
+    // readable ones, push refuses otherwise; a writable one merges only into
+    // a writable segment, index >= readable.) Totals stay < 2^32 (checked in
+    // push), so the Uint32 length cannot wrap.
+    const last = this.count - 1;
+    if (last >= 0 && (!writable || last >= this.readable)
+      && this.segRegion[last] === region && this.segOffset[last] + this.segLen[last] === offset) {
+      this.segLen[last] += len;
+      return;
+    }
     if (this.count === this.segLen.length) this.grow();
     const i = this.count++;
     this.segRegion[i] = region;
@@ -101,8 +119,13 @@ export class Chain {
     for (let i = 0; i < this.readable && n < dst.length; i++) {
       const len = Math.min(this.segLen[i], dst.length - n);
       const off = this.segOffset[i];
-      // Buffer#copy copies without making view objects: no allocation per segment.
-      rs[this.segRegion[i]].bytes.copy(dst, n, off, off + len);
+      const src = rs[this.segRegion[i]].bytes;
+      if (len <= SMALL_COPY) {
+        for (let k = 0; k < len; k++) dst[n + k] = src[off + k];
+      } else {
+        // Buffer#copy copies without making view objects: no allocation per segment.
+        src.copy(dst, n, off, off + len);
+      }
       n += len;
     }
     return n;
@@ -134,7 +157,13 @@ export class Chain {
     const rs = mem.regions;
     for (let i = this.readable; i < this.count && n < len; i++) {
       const l = Math.min(this.segLen[i], len - n);
-      src.copy(rs[this.segRegion[i]].bytes, this.segOffset[i], n, n + l);
+      const dst = rs[this.segRegion[i]].bytes;
+      if (l <= SMALL_COPY) {
+        const at = this.segOffset[i] - n;
+        for (let k = n; k < n + l; k++) dst[at + k] = src[k];
+      } else {
+        src.copy(dst, this.segOffset[i], n, n + l);
+      }
       n += l;
     }
     return n;

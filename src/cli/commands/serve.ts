@@ -40,8 +40,17 @@ Options:
   --readonly                refuse every change (EROFS)
   --xattr                   pass extended attributes through
   --writeback               let the guest cache writes (FUSE writeback cache)
-  --thread-pool-size N      accepted for compatibility; requests are served on
-                            the queue thread (like virtiofsd's default of 0)
+  --thread-pool-size N      accepted (virtiofsd command lines) and ignored:
+                            requests are served in batches on the queue's own
+                            thread, like virtiofsd's default of 0. The backend's
+                            inode and handle tables live in that thread's heap,
+                            so a pool would need a copy per thread; measured,
+                            C virtiofsd with --thread-pool-size 64 is slower
+                            than with 0 (see README)
+  --poll-us N               after each batch, watch the request queue up to N µs
+                            for the next request before sleeping (adaptive, like
+                            QEMU's poll-max-ns: the window shrinks to 0 while
+                            requests come less often); default 0 = never poll
   --tag TAG                 offer the config space (tag) to frontends that ask
                             for it. Off by default: QEMU 7.1-8.0 crash when a
                             vhost-user-fs backend offers CONFIG
@@ -68,6 +77,7 @@ const options = {
   xattr: { type: 'boolean' },
   writeback: { type: 'boolean' },
   'thread-pool-size': { type: 'string' },
+  'poll-us': { type: 'string' },
   tag: { type: 'string' },
   'dax-window': { type: 'string' },
   'log-level': { type: 'string' },
@@ -179,6 +189,11 @@ export async function run(argv: string[]): Promise<number> {
   if (values['thread-pool-size'] !== undefined && !/^\d+$/.test(values['thread-pool-size'])) {
     throw new UsageError(`--thread-pool-size must be a number (got '${values['thread-pool-size']}')`, 'serve');
   }
+  let pollUs: number | undefined;
+  if (values['poll-us'] !== undefined) {
+    if (!/^\d+$/.test(values['poll-us']) || Number(values['poll-us']) > 10_000) throw new UsageError(`--poll-us must be a number of µs in 0..10000 (got '${values['poll-us']}')`, 'serve');
+    pollUs = Number(values['poll-us']);
+  }
   const kindArg = values.fs ?? 'passthrough';
   if (!(BACKEND_KINDS as readonly string[]).includes(kindArg)) throw new UsageError(`--fs must be one of ${BACKEND_KINDS.join(', ')} (got '${kindArg}')`, 'serve');
   const kind = kindArg as BackendKind;
@@ -227,6 +242,7 @@ export async function run(argv: string[]): Promise<number> {
       backend,
       ...(values.tag !== undefined ? { tag: values.tag } : {}),
       ...(daxWindow !== undefined ? { daxWindow } : {}),
+      ...(pollUs !== undefined ? { pollUs } : {}),
       logLevel: level === 'off' ? 'error' : level,
       log: say,
     });
