@@ -185,7 +185,11 @@ export async function main(argv: string[]): Promise<number> {
       bootOnlyArgv: t.bootOnlyArgv,
       // Boot, copying ~80 MiB of programs into the tmpfs, then the read jobs.
       timeoutMs: 300_000 + fioRows.length * (cfg.runtimeMs + 30_000),
-      daxNeedle: `/${THESIS_DATA_DIR}/`,
+      // Each row's own data set: a leftover of the other set must not count.
+      daxNeedleOf: (row) => {
+        const set = fioRows.find((r) => r.id === row)?.set;
+        return set === 'big' ? `/${THESIS_DATA_DIR}/big.dat` : set === 'files' ? `/${THESIS_DATA_DIR}/files/` : undefined;
+      },
     };
     comparisons = [
       { system: 'vts11-dax', versus: 'vts11-auto', rowTargets: daxTargets(fioRows), onlyRowTargets: true, note: 'DAX vs our own no-DAX, same QEMU 11.1 and device: issue 5 wants ≥ 6× on random reads; the other rows (boot: with vs without DAX) for information' },
@@ -341,7 +345,7 @@ interface Snap {
   qemuCpu: number;
   /** /proc/pressure/cpu "some" total, microseconds. */
   psi: number;
-  /** DAX systems: MiB of the data set mapped into QEMU's window (from QEMU's /proc/PID/maps). */
+  /** DAX systems: MiB of the row's data set mapped into QEMU's window (from QEMU's /proc/PID/maps). */
   daxMiB?: number;
 }
 
@@ -355,8 +359,8 @@ interface Workload {
   /** A boot that only prints the boot mark. */
   bootOnlyArgv: string[];
   timeoutMs: number;
-  /** A path fragment of the data set: DAX rows count its mappings in QEMU's address space at each mark. */
-  daxNeedle?: string;
+  /** A path fragment of a row's data set: DAX rows count its mappings in QEMU's address space at the row's marks. */
+  daxNeedleOf?: (row: string) => string | undefined;
 }
 
 /**
@@ -420,9 +424,10 @@ async function oneBoot(sys: GuestSystem, q: GuestQemu, rootDir: string, work: st
   // host's CPU pressure (PSI), so each row says whether the daemon, the guest
   // or the other tenants of the machine set its pace.
   let qemuPid: number | undefined;
-  const snap = (): Snap => {
+  const snap = (row?: string): Snap => {
     qemuPid ??= findQemuPid(socket);
-    const dax = sys.daxWindow && wl.daxNeedle ? mappedMiB(qemuPid, wl.daxNeedle) : undefined;
+    const needle = sys.daxWindow && row !== undefined ? wl.daxNeedleOf?.(row) : undefined;
+    const dax = needle !== undefined ? mappedMiB(qemuPid, needle) : undefined;
     return { t: performance.now(), cpu: treeCpuSeconds(pid) ?? NaN, qemuCpu: processCpuSeconds(qemuPid) ?? NaN, psi: cpuPressureUs(), ...(dax !== undefined ? { daxMiB: dax } : {}) };
   };
   const start: Snap = { ...snap(), qemuCpu: 0 };
@@ -434,7 +439,7 @@ async function oneBoot(sys: GuestSystem, q: GuestQemu, rootDir: string, work: st
     partial = lines.pop()!;
     for (const l of lines) {
       const m = /@@(start|end|ready)\s*(\S*)/.exec(l);
-      if (m) marks.set(m[1] === 'ready' ? 'ready' : `${m[1]} ${m[2]}`, snap());
+      if (m) marks.set(m[1] === 'ready' ? 'ready' : `${m[1]} ${m[2]}`, snap(m[2]));
     }
   };
   let out;
