@@ -29,7 +29,9 @@ export const SETUPMAPPING_FLAG_READ = 2;
  * Maps file ranges into the shared-memory window (region 0). Calls are
  * synchronous and return once the frontend acknowledged; a refusal throws an
  * error with a positive `errno`. `fd` is borrowed: the mapper must not keep it
- * (SCM_RIGHTS gives the frontend its own copy).
+ * (SCM_RIGHTS gives the frontend its own copy). A mapper that must not send a
+ * map (the frontend would die of one more region: QEMU 11.1) throws ENOSPC
+ * before sending anything.
  */
 export interface ShmemMapper {
   /** Bytes of the window; offsets are checked against it before any call. */
@@ -38,6 +40,8 @@ export interface ShmemMapper {
   readonly ready: boolean;
   map(fd: number, fdOffset: number, shmOffset: number, len: number, writable: boolean): void;
   unmap(shmOffset: number, len: number): void;
+  /** The largest window whose mappings can never run out of room (unset: no limit). */
+  readonly safeWindowSize?: number;
 }
 
 /** One live mapping in the window. */
@@ -54,13 +58,20 @@ export interface DaxStats {
   removes: number;
   refused: number;
   live: number;
+  /** SETUPMAPPINGs the mapper had no room for (ENOSPC), also counted in `refused`. */
+  noRoom: number;
 }
+
+/** At most one log line per this many ms about maps refused for want of room (a guest can ask thousands). */
+const NO_ROOM_LOG_MS = 60_000;
 
 /** The window's state for one daemon: validation + live mappings. */
 export class DaxWindow {
   /** Sorted by moffset, never overlapping. */
   private live: LiveMapping[] = [];
-  readonly stats: DaxStats = { setups: 0, removes: 0, refused: 0, live: 0 };
+  readonly stats: DaxStats = { setups: 0, removes: 0, refused: 0, live: 0, noRoom: 0 };
+  private noRoomLoggedAt = -Infinity;
+  private noRoomLogged = 0;
   readonly alignment: number;
 
   /**
@@ -72,6 +83,13 @@ export class DaxWindow {
     this.alignment = 2 ** alignLog2;
     const w = mapper.windowSize;
     if (!Number.isSafeInteger(w) || w <= 0 || w % this.alignment !== 0) throw new RangeError(`DAX window of ${w} bytes is not a positive multiple of ${this.alignment}`);
+    // Said once at start: a window past it works until the guest has mapped
+    // that much, then maps are refused (ENOSPC) rather than kill the VM.
+    const safe = mapper.safeWindowSize;
+    if (safe !== undefined && w > safe) {
+      const MiB = 2 ** 20;
+      this.log(`DAX: the ${w / MiB} MiB window (${w / (2 * MiB)} ranges of 2 MiB, up to two mapped regions each) can need more regions than QEMU 11.1 allows (it aborts past 512): once ${safe / MiB} are live, further mappings are refused and the guest's read gets ENOSPC. A window of at most ${safe / MiB} MiB (256M as a power of two) never runs out.`);
+    }
   }
 
   /** The live mappings (a copy, sorted by window offset). */
@@ -123,11 +141,24 @@ export class DaxWindow {
       });
     } catch (err) {
       if (!lent) this.stats.refused++;
+      else if ((err as { errno?: unknown }).errno === E.ENOSPC) this.noRoom(err as Error);
       else this.log(`DAX: mapping node ${nodeid} 0x${foffset.toString(16)}+0x${len.toString(16)} at 0x${moffset.toString(16)} failed: ${(err as Error).message}`);
       throw err;
     }
     this.insert({ moffset, len, nodeid, foffset, writable });
     this.stats.setups++;
+  }
+
+  /** One line now and then, not one per refused map: the guest retries each read that needs a range. */
+  private noRoom(err: Error): void {
+    this.stats.refused++;
+    this.stats.noRoom++;
+    const now = Date.now();
+    if (now - this.noRoomLoggedAt < NO_ROOM_LOG_MS) return;
+    const since = this.stats.noRoom - this.noRoomLogged;
+    this.noRoomLoggedAt = now;
+    this.noRoomLogged = this.stats.noRoom;
+    this.log(`${err.message}; the guest's read gets ENOSPC (${since} such refusal(s) since the last line). A smaller --dax-window avoids it.`);
   }
 
   /** FUSE_REMOVEMAPPING: every range is checked first; then each is cleared (nothing mapped there is fine). */

@@ -28,6 +28,22 @@
 // the SAME byte between two syncs conflict and either may win, as between any
 // two unordered writers; only the EOF page of a file is ever a copy.
 //
+// Third QEMU 11.1 rule, the one that kills the VM: every SHMEM_MAP becomes a
+// region of the vhost memory table QEMU keeps for us (we get an ADD_MEM_REG
+// for it), and QEMU asserts that table holds at most 512 regions
+// (VHOST_USER_MAX_RAM_SLOTS; seen: guest RAM + 511 maps, then the 512th map
+// aborted QEMU in vhost_user_add_remove_regions). Its backend-slot check
+// (our GET_MAX_MEM_SLOTS reply) covers guest RAM and memory devices at device
+// start, not these maps. So the mapper keeps a budget of live regions: the
+// 512 minus the 32 slots our GET_MAX_MEM_SLOTS reply (vhost-user-device.ts)
+// lets QEMU use for its own memory, and a map that would go past it is
+// refused with ENOSPC before anything is sent: the guest's read fails or its
+// mmap access gets SIGBUS (fs/fuse/dax.c gives the range back to its free
+// pool, no retry), the VM lives. Not EAGAIN (the Linux fault path retries it
+// forever) nor ENOMEM (a DAX fault turns it into the guest's OOM killer). A
+// window of at most 480 MiB (256M as a power-of-two BAR) never reaches the
+// budget even when every 2 MiB range is split in two regions.
+//
 // Second QEMU 11.1 rule: it mmaps every SHMEM_MAP fd PROT_READ|PROT_WRITE
 // (a read-only map only makes the guest's view read-only), so an fd opened
 // O_RDONLY fails with EACCES. A read-only map is therefore sent with an O_RDWR
@@ -42,6 +58,33 @@ import { fdStatusFlags } from '../sys/fd-flags.ts';
 
 const PAGE = 4096;
 const E = constants.errno;
+
+/** QEMU 11.1 aborts once its vhost memory table for us would hold more regions than this. */
+export const QEMU_MAX_VHOST_REGIONS = 512;
+/** Our GET_MAX_MEM_SLOTS reply (vhost-user-device.ts): QEMU keeps its own memory (guest RAM, DIMMs) within it. */
+export const FRONTEND_MEMORY_SLOTS = 32;
+/** Live SHMEM_MAP regions we allow ourselves. */
+export const DAX_REGION_BUDGET = QEMU_MAX_VHOST_REGIONS - FRONTEND_MEMORY_SLOTS;
+/** Linux maps the window in ranges of this size; in split mode one range can take two regions. */
+export const LINUX_DAX_RANGE = 2 * 1024 * 1024;
+
+/** The window size (a multiple of 2 MiB) whose ranges can never need more regions than `budget`, worst case two per range. */
+export function safeWindowSize(budget = DAX_REGION_BUDGET): number {
+  return Math.floor(budget / 2) * LINUX_DAX_RANGE;
+}
+
+/** A map refused because it would take the frontend past its region limit. */
+export class RegionBudgetError extends Error {
+  override readonly name = 'RegionBudgetError';
+  readonly errno = E.ENOSPC;
+  constructor(
+    readonly live: number,
+    readonly needed: number,
+    readonly budget: number,
+  ) {
+    super(`DAX: no room for ${needed} more mapped region(s) (${live} of ${budget} live): QEMU aborts past ${QEMU_MAX_VHOST_REGIONS} vhost memory regions, so this mapping is refused (ENOSPC)`);
+  }
+}
 
 interface TailPage {
   memfd: number;
@@ -81,8 +124,51 @@ export class ChannelMapper implements ShmemMapper {
   /** Set once the frontend refused a range straddling EOF (QEMU). */
   splitMode = false;
   private readonly scratch = Buffer.alloc(PAGE);
+  /** Window offsets of live mappings sent whole (one region each). */
+  private readonly plain = new Set<number>();
+  /** Regions the frontend holds for us right now (each accepted SHMEM_MAP, minus each UNMAP). */
+  private regions = 0;
+  /** Most regions ever live at once (for logs and tests). */
+  peakRegions = 0;
 
-  constructor(readonly windowSize: number, private readonly log: (msg: string) => void = () => {}) {}
+  constructor(
+    readonly windowSize: number,
+    private readonly log: (msg: string) => void = () => {},
+    /** Live regions allowed; see the header (QEMU 11.1 aborts past 512). */
+    readonly regionBudget = DAX_REGION_BUDGET,
+  ) {}
+
+  /** Every 2 MiB range of a window this size fits the budget even split in two regions. */
+  get safeWindowSize(): number {
+    return safeWindowSize(this.regionBudget);
+  }
+
+  get liveRegions(): number {
+    return this.regions;
+  }
+
+  /** Throws RegionBudgetError unless `n` more regions fit. */
+  private reserve(n: number): void {
+    if (this.regions + n > this.regionBudget) throw new RegionBudgetError(this.regions, n, this.regionBudget);
+  }
+
+  private sendMap(fd: number, fdOffset: number, shmOffset: number, len: number, writable: boolean): void {
+    this.reserve(1);
+    this.channel!.map(fd, fdOffset, shmOffset, len, writable);
+    this.regions++;
+    if (this.regions > this.peakRegions) this.peakRegions = this.regions;
+  }
+
+  private sendUnmap(shmOffset: number, len: number): void {
+    const ch = this.channel;
+    if (ch === null) return;
+    try {
+      ch.unmap(shmOffset, len);
+    } finally {
+      // Refused (it holds no such region) or the channel is gone (setChannel resets the count): not held any more.
+      this.regions--;
+    }
+  }
 
   get ready(): boolean {
     return this.channel !== null && this.channel.ready;
@@ -113,6 +199,8 @@ export class ChannelMapper implements ShmemMapper {
     this.tails.clear();
     for (const sp of this.splits.values()) sys.close(sp.fileFd);
     this.splits.clear();
+    this.plain.clear();
+    this.regions = 0;
   }
 
   map(lent: number, fdOffset: number, shmOffset: number, len: number, writable: boolean): void {
@@ -135,14 +223,18 @@ export class ChannelMapper implements ShmemMapper {
     const ch = this.channel!;
     const size = sys.fstat(fd).size;
     const straddles = fdOffset < size && size < fdOffset + len;
+    // Checked before anything is sent: the most regions this map can take.
+    this.reserve(straddles && this.splitMode ? this.regionsFor({ fdOffset, len }, size) : 1);
     if (!straddles || !this.splitMode) {
       try {
-        ch.map(fd, fdOffset, shmOffset, len, writable);
+        this.sendMap(fd, fdOffset, shmOffset, len, writable);
+        this.plain.add(shmOffset);
         return;
       } catch (err) {
         if (!straddles || !(err instanceof ShmemRequestError) || !ch.ready) throw err;
         this.splitMode = true;
         this.log('DAX: the frontend refuses mappings that straddle the end of a file (QEMU): mapping the part below EOF and a copy of the last page from now on');
+        this.reserve(this.regionsFor({ fdOffset, len }, size));
       }
     }
     const sp: Split = { fileFd: sys.dup(fd), fdOffset, shmOffset, len, writable, size, pieces: [] };
@@ -156,25 +248,30 @@ export class ChannelMapper implements ShmemMapper {
   }
 
   /** Where a split's pieces end for a file of `size` bytes: the file part, and whether a tail page follows. */
-  private cut(sp: Split, size: number): { below: number; tail: boolean } {
+  private cut(sp: { fdOffset: number; len: number }, size: number): { below: number; tail: boolean } {
     const below = Math.min(sp.len, Math.max(0, Math.floor((size - sp.fdOffset) / PAGE) * PAGE));
     return { below, tail: size % PAGE !== 0 && below < sp.len && size > sp.fdOffset };
   }
 
+  /** Regions a split of this range takes for a file of `size` bytes (1 or 2). */
+  private regionsFor(sp: { fdOffset: number; len: number }, size: number): number {
+    const c = this.cut(sp, size);
+    return (c.below > 0 ? 1 : 0) + (c.tail ? 1 : 0);
+  }
+
   /** Send the pieces of `sp` for a file of `size` bytes. */
   private place(sp: Split, size: number): void {
-    const ch = this.channel!;
     const { below, tail: withTail } = this.cut(sp, size);
     const pieces: Piece[] = [];
     try {
       if (below > 0) {
-        ch.map(sp.fileFd, sp.fdOffset, sp.shmOffset, below, sp.writable);
+        this.sendMap(sp.fileFd, sp.fdOffset, sp.shmOffset, below, sp.writable);
         pieces.push({ shmOffset: sp.shmOffset, len: below, tail: null });
       }
       if (withTail) {
         const tail = this.makeTail(sp.fileFd, sp.fdOffset + below, sp.writable);
         try {
-          ch.map(tail.memfd, 0, sp.shmOffset + below, PAGE, sp.writable);
+          this.sendMap(tail.memfd, 0, sp.shmOffset + below, PAGE, sp.writable);
         } catch (err) {
           this.freeTail(tail);
           throw err;
@@ -222,21 +319,23 @@ export class ChannelMapper implements ShmemMapper {
 
   /** Replace the EOF copy of `sp` (cut at `below`) by the pieces for the larger `size`. */
   private extend(sp: Split, below: number, now: { below: number; tail: boolean }, size: number): void {
-    const ch = this.channel!;
     const files = sp.pieces.filter((p) => p.tail === null);
     const copies = sp.pieces.filter((p) => p.tail !== null);
+    // Over budget: keep the old pieces (the guest sees the range as cut for
+    // the old size) rather than drop the copy and fail half way.
+    this.reserve((now.below > below ? 1 : 0) + (now.tail ? 1 : 0) - copies.length);
     sp.pieces = files;
     this.unmapPieces(copies); // writes the guest's stores in the old copy to the file first
     const added: Piece[] = [];
     try {
       if (now.below > below) {
-        ch.map(sp.fileFd, sp.fdOffset + below, sp.shmOffset + below, now.below - below, sp.writable);
+        this.sendMap(sp.fileFd, sp.fdOffset + below, sp.shmOffset + below, now.below - below, sp.writable);
         added.push({ shmOffset: sp.shmOffset + below, len: now.below - below, tail: null });
       }
       if (now.tail) {
         const tail = this.makeTail(sp.fileFd, sp.fdOffset + now.below, sp.writable);
         try {
-          ch.map(tail.memfd, 0, sp.shmOffset + now.below, PAGE, sp.writable);
+          this.sendMap(tail.memfd, 0, sp.shmOffset + now.below, PAGE, sp.writable);
         } catch (err) {
           this.freeTail(tail);
           throw err;
@@ -259,7 +358,11 @@ export class ChannelMapper implements ShmemMapper {
   unmap(shmOffset: number, len: number): void {
     const sp = this.splits.get(shmOffset);
     if (sp === undefined) {
-      this.channel!.unmap(shmOffset, len);
+      if (!this.plain.delete(shmOffset)) {
+        this.channel!.unmap(shmOffset, len); // not ours to count (the frontend refuses what it does not hold)
+        return;
+      }
+      this.sendUnmap(shmOffset, len);
       return;
     }
     this.splits.delete(shmOffset);
@@ -296,7 +399,7 @@ export class ChannelMapper implements ShmemMapper {
     for (const p of pieces) {
       try {
         if (p.tail) this.syncTail(p.tail);
-        this.channel?.unmap(p.shmOffset, p.len);
+        this.sendUnmap(p.shmOffset, p.len);
       } catch (err) {
         first ??= err;
       } finally {

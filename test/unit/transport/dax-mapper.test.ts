@@ -9,15 +9,16 @@
 // - the copy is coherent: guest stores reach the file, host writes and
 //   truncation reach the copy (syncTails, which the worker runs around every request);
 // - read-only maps of O_RDONLY fds go out as an O_RDWR reopen;
-// - unmapping removes exactly the pieces sent; no fd is left behind.
+// - unmapping removes exactly the pieces sent; no fd is left behind;
+// - the live-region budget: past it a map is refused (ENOSPC), nothing sent.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, fstatSync, ftruncateSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, constants as osConstants } from 'node:os';
 import { constants as fsConstants } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { ChannelMapper } from '../../../src/transport/dax-mapper.ts';
+import { ChannelMapper, DAX_REGION_BUDGET, safeWindowSize } from '../../../src/transport/dax-mapper.ts';
 import { ShmemChannel } from '../../../src/vhost-user/shmem.ts';
 import { socketPair, UnixChannel, closeSocket, pollFd } from '../../../src/sys/unix-socket.ts';
 import { fdStatusFlags } from '../../../src/sys/fd-flags.ts';
@@ -206,4 +207,73 @@ test('a file that grows past its pieces is cut again: the new bytes show through
     fe.close();
   }
   assert.equal(fdCount(), fds0, 'no fd left');
+});
+
+test('region budget: a map that would take the frontend past its region limit is refused with ENOSPC before anything is sent', () => {
+  const fds0 = fdCount();
+  const [ours, theirs] = socketPair();
+  const fe = new QemuLikeFrontend(theirs);
+  // QEMU 11.1 aborts past 512 regions; this frontend counts instead, with a
+  // limit of 5 standing for what the budget leaves after guest RAM.
+  const LIMIT = 5;
+  let over = 0;
+  const mapper = new ChannelMapper(WINDOW, () => {}, LIMIT);
+  mapper.setChannel(new ShmemChannel(ours, WINDOW, 5000, 0, () => {
+    fe.serve();
+    if (fe.mapped.size > LIMIT) over++;
+  }));
+  const small = join(dir, 'small.txt'); // one page or less: only the EOF copy, 1 region
+  const twoPiece = join(dir, 'two.bin'); // a whole page + part of one: 2 regions
+  writeFileSync(small, 'tiny\n');
+  writeFileSync(twoPiece, randomBytes(5000));
+  const mapAt = (path: string, slot: number) => {
+    const fd = openSync(path, 'r');
+    try {
+      mapper.map(fd, 0, slot * MiB, MiB, false);
+    } finally {
+      closeSync(fd);
+    }
+  };
+  try {
+    mapAt(twoPiece, 0); // the refused straddle turns split mode on, then 2 regions
+    mapAt(twoPiece, 1);
+    assert.equal(mapper.liveRegions, 4);
+    fe.log.length = 0;
+    assert.throws(() => mapAt(twoPiece, 2), (e: Error & { errno?: number }) => e.errno === osConstants.errno.ENOSPC && /no room for 2 more/.test(e.message));
+    assert.deepEqual(fe.log, [], 'nothing was sent for the refused map');
+    mapAt(small, 3); // one region still fits
+    assert.equal(mapper.liveRegions, 5);
+    assert.throws(() => mapAt(small, 4), (e: Error & { errno?: number }) => e.errno === osConstants.errno.ENOSPC);
+    // Unmapping gives the room back.
+    mapper.unmap(0, MiB);
+    assert.equal(mapper.liveRegions, 3);
+    mapAt(twoPiece, 2);
+    assert.equal(mapper.liveRegions, 5);
+    // At the limit, a file that grows past its pieces keeps its old cut (the
+    // new one needs one more region) instead of going over.
+    writeFileSync(small, randomBytes(6000));
+    fe.log.length = 0;
+    mapper.syncTails();
+    assert.deepEqual(fe.log, [], 'no re-cut over the budget');
+    assert.equal(mapper.liveRegions, 5);
+    mapper.unmap(MiB, MiB);
+    mapper.syncTails(); // now there is room: cut again for 6000 bytes
+    assert.equal(mapper.liveRegions, 4);
+    assert.ok(fe.bytes(3 * MiB, 6000).equals(readFileSync(small)), 'the grown file shows through');
+    assert.equal(over, 0, 'the frontend never held more than its limit');
+    assert.equal(mapper.peakRegions, LIMIT);
+    for (const slot of [2, 3]) mapper.unmap(slot * MiB, MiB);
+    assert.equal(mapper.liveRegions, 0);
+    assert.equal(fe.mapped.size, 0);
+  } finally {
+    mapper.close();
+    fe.close();
+  }
+  assert.equal(fdCount(), fds0, 'no fd left');
+});
+
+test('the default budget: QEMU 11.1 limit minus our GET_MAX_MEM_SLOTS reply, and the window that never reaches it', () => {
+  assert.equal(DAX_REGION_BUDGET, 512 - 32);
+  assert.equal(safeWindowSize(), 480 * MiB, 'two regions per 2 MiB range at worst');
+  assert.equal(new ChannelMapper(WINDOW).safeWindowSize, 480 * MiB);
 });
