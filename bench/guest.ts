@@ -46,18 +46,18 @@ Options:
   --quick             smoke run: 32 MiB file, 1 s jobs, 300 files, one repetition
                       (thesis: 32 MiB + 3 × 8 MiB, 1 s jobs, one repetition)
   --preset NAME       thesis (or dax): issue 5's comparison, described above
-  --big MIB           thesis: the big file's size; default 384
+  --big MIB           thesis: the big file's size; default 640
   --files N           thesis: how many smaller files; default 10
-  --file-size MIB     thesis: each smaller file's size; default 32
-  --dax-window SIZE   thesis: our DAX window (a power of two: QEMU's PCI BAR);
-                      default 512M. QEMU 11.1 makes each live SHMEM_MAP a
-                      vhost memory region and aborts past 512 of them
-                      (VHOST_USER_MAX_RAM_SLOTS), so a window of 512 ranges of
-                      2 MiB (1G) can crash QEMU once full and 512M is the
-                      largest safe one; the default sets stay under 80% of it
-                      (where the guest starts reclaiming ranges).
-                      --big 1024 --file-size 100 gives issue 5's sizes: the
-                      guest then reclaims window ranges during the DAX jobs.
+  --file-size MIB     thesis: each smaller file's size; default 64
+  --dax-window SIZE   thesis: our DAX window (a power of two: QEMU makes it a
+                      PCI BAR); default 1G. QEMU 11.1 makes each live SHMEM_MAP
+                      a vhost memory region and aborts past 512 of them
+                      (VHOST_USER_MAX_RAM_SLOTS): a bigger window let a 1 GiB
+                      set crash it, while with 1G (512 ranges of 2 MiB) the
+                      guest's own reclaim, from 80% full, keeps it below. The
+                      default sets stay under 80% of 1G, so no DAX job waits
+                      for reclaim. --big 1024 --file-size 100 gives issue 5's
+                      sizes: DAX reads of the 1 GiB file then thrash the window.
   --boots N           extra boot-only boots per system and repetition, for the
                       boot row; default 0 (thesis: 2)
   --reps N            repetitions (boots per system); default 3
@@ -142,12 +142,12 @@ export async function main(argv: string[]): Promise<number> {
     readdirPasses: quick ? 3 : 10,
   };
   const tcfg: ThesisConfig = {
-    bigBytes: whole(o.big, quick ? 32 : 384, 'big') * 1024 * 1024,
+    bigBytes: whole(o.big, quick ? 32 : 640, 'big') * 1024 * 1024,
     files: whole(o.files, quick ? 3 : 10, 'files'),
-    fileBytes: whole(o['file-size'], quick ? 8 : 32, 'file-size') * 1024 * 1024,
+    fileBytes: whole(o['file-size'], quick ? 8 : 64, 'file-size') * 1024 * 1024,
     runtimeMs: cfg.runtimeMs,
   };
-  const daxWindow = o['dax-window'] ?? '512M';
+  const daxWindow = o['dax-window'] ?? '1G';
   const memoryMiB = num(o.memory, 1024, 'memory');
   const cpus = num(o.cpus, 1, 'cpus');
   let systems: GuestSystem[];
