@@ -30,7 +30,8 @@ Options:
   --ops N           operations per 4 KiB row (default 20000; big rows use ops/8)
   --rows LIST       comma list of rows (default all): ${'rand-read-4k,rand-read-4k-qd8,seq-read-1m,rand-write-4k,getattr'}
   --file-mib N      size of the data file (default 256)
-  --systems LIST    comma list of ours, ours-poll (--poll-us 50), c, c-pool64
+  --systems LIST    comma list of ours, ours-poll (--poll-us 50), base (the CLI
+                    at $VTS_BASE_BIN: before/after), c, c-pool64
                     (C virtiofsd --thread-pool-size=64); default ours,c
   --threads N       pass --thread-pool-size N to our daemon
   --ours-args 'A B' more arguments for our daemon (e.g. '--poll-us 0')
@@ -160,6 +161,8 @@ export async function main(argv: string[]): Promise<number> {
       ...(threads ? ['--thread-pool-size', threads] : []), ...oursArgs], s),
     // Our daemon with adaptive polling (A/B of --poll-us; the default is 0).
     'ours-poll': (s) => spawnWait(process.execPath, [...nodeArgs, BIN, 'serve', '--socket-path', s, '--shared-dir', data, '--cache', 'auto', '--poll-us', '50', ...oursArgs], s),
+    // Before/after: another checkout's CLI (VTS_BASE_BIN=/path/to/bin/virtiofs-ts.js).
+    base: (s) => spawnWait(process.execPath, [...nodeArgs, process.env.VTS_BASE_BIN ?? BIN, 'serve', '--socket-path', s, '--shared-dir', data, '--cache', 'auto'], s),
     c: (s) => spawnWait(C_VIRTIOFSD, [`--socket-path=${s}`, '-o', `source=${data}`, '-o', 'cache=auto'], s),
     // Does a worker pool pay? The C daemon with one (its default is 0: the queue thread serves).
     'c-pool64': (s) => spawnWait(C_VIRTIOFSD, [`--socket-path=${s}`, '-o', `source=${data}`, '-o', 'cache=auto', '--thread-pool-size=64'], s),
