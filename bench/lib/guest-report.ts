@@ -29,6 +29,8 @@ export interface Comparison {
   informational?: boolean;
   /** What the column shows, for the reader (listed under the ratio table). */
   note?: string;
+  /** Short name of the rowTargets group in the Targets table (default: every row and its target). */
+  rowTargetsName?: string;
 }
 
 /** The shared report shape, with guest systems, guest rows and ratio rows. */
@@ -104,7 +106,7 @@ export function judge(report: GuestReport): void {
         const inner = g.rows;
         g.rows = (r) => inner(r) && !ids.includes(r.id);
       }
-      groups.unshift({ name: ids.map((id) => `${title(id)} ≥ ${c.rowTargets![id]}×`).join(', '), rows: (r) => ids.includes(r.id) });
+      groups.unshift({ name: c.rowTargetsName ?? ids.map((id) => `${title(id)} ≥ ${c.rowTargets![id]}×`).join(', '), rows: (r) => ids.includes(r.id) });
     }
     for (const g of groups) {
       if (!report.rows.some(g.rows)) continue; // e.g. no metadata rows in the DAX comparison
