@@ -23,7 +23,7 @@ serves DIR to the guest, and exits 0 when the VM disconnects.
   Guest side:
     mount -t virtiofs TAG /mnt
 
-  With a DAX window (QEMU 11.1+: the generic device; serve --tag TAG --dax-window 1G):
+  With a DAX window (QEMU 11.1+: the generic device; serve --tag TAG --dax-window 256M):
     -chardev socket,id=vfs,path=PATH
     -device vhost-user-test-device-pci,virtio-id=26,num_vqs=2,vq_size=1024,config_size=40,chardev=vfs
     -object memory-backend-memfd,id=mem,size=1G,share=on -numa node,memdev=mem
@@ -54,12 +54,14 @@ Options:
   --tag TAG                 offer the config space (tag) to frontends that ask
                             for it. Off by default: QEMU 7.1-8.0 crash when a
                             vhost-user-fs backend offers CONFIG
-  --dax-window SIZE         offer a DAX window of SIZE (e.g. 1G; a multiple of 2M):
+  --dax-window SIZE         offer a DAX window of SIZE (e.g. 256M; a multiple of 2M):
                             protocol feature SHMEM, the window as shared memory
                             region 0, FUSE_SETUPMAPPING served by SHMEM_MAP.
                             Needs a frontend with SHMEM (QEMU 11.1's generic
                             vhost-user device, our client --dax-window); others
                             never see it
+                            (QEMU 11.1: up to 480M never runs out of its 512
+                            memory regions; see README)
   --log-level LEVEL         error|warn|info|debug (also off, trace); default warn
   --print-capabilities      print the vhost-user backend capabilities as JSON, exit
   -o OPTS                   virtiofsd (C) style: source=DIR, cache=none|auto|always,
