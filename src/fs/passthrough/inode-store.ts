@@ -21,7 +21,10 @@
 // systems that have none, e.g. some FUSE or proc mounts, an unprivileged
 // daemon, or a file on a submount first met as a non-directory) keep their fd
 // for as long as the kernel knows them ("pinned"); those are not bounded,
-// exactly like a classic passthrough daemon.
+// exactly like a classic passthrough daemon. So does an inode whose last name
+// is gone (its handle could not be opened again): pinned by hold() before a
+// removal, or found with nlink 0 when it is about to be evicted. When the
+// process runs out of fds (EMFILE), shed() gives LRU fds back early.
 import { constants } from 'node:os';
 import { FsError } from '../../fuse/errors.ts';
 import { STATX_SIZE } from '../../sys/stat.ts';
