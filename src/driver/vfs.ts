@@ -677,10 +677,10 @@ export class VirtioFs {
   // ---- internals used by handles -----------------------------------------------------
 
   /** One READ at `pos`, through the DAX window when it can serve it (and `dax` is not false). */
-  async readOnce(nodeid: number, fh: number, pos: number, len: number, dax = true): Promise<Buffer> {
+  async readOnce(nodeid: number, fh: number, pos: number, len: number, dax = true, writable = false): Promise<Buffer> {
     if (dax && this.dax?.enabled) {
       const a = await this.attrOf(nodeid);
-      const b = await this.dax.read(nodeid, fh, pos, len, a.size);
+      const b = await this.dax.read(nodeid, fh, pos, len, a.size, false, writable);
       if (b) return b;
     }
     return this.client.read(nodeid, fh, pos, Math.min(len, this.client.maxIo));
@@ -695,6 +695,22 @@ export class VirtioFs {
     this.invalidateAttr(nodeid);
     return this.attrOf(nodeid);
   }
+
+  /**
+   * Store the leading part of a write that lies inside the file through a
+   * writable DAX mapping; resolves how many bytes went that way (0 when DAX
+   * cannot: the caller sends everything with FUSE_WRITE). The size is the
+   * cached one, the same bound reads use: stores never reach past it.
+   */
+  async writeThroughWindow(nodeid: number, fh: number, pos: number, data: Buffer): Promise<number> {
+    if (!this.dax?.enabled) return 0;
+    const a = await this.attrOf(nodeid);
+    if (pos >= a.size) return 0;
+    return this.dax.write(nodeid, fh, pos, data, a.size);
+  }
+
+  /** FUSE's "no handle" (u64 all ones): SETUPMAPPING by inode, what Linux always sends. */
+  static readonly NO_FH = -1;
 
   /**
    * After a WRITE: the size may have changed. DAX mappings stay: they share
@@ -749,7 +765,8 @@ export class VFileHandle {
   async readAt(position: number, length: number, dax = true): Promise<Buffer> {
     this.check();
     const max = this.vfs.client.maxIo;
-    if (length <= max) return this.vfs.readOnce(this.nodeid, this.fh, position, length, dax);
+    const w = (this.flags & 3) !== fsc.O_RDONLY;
+    if (length <= max) return this.vfs.readOnce(this.nodeid, this.fh, position, length, dax, w);
     const pieces: Promise<Buffer>[] = [];
     const parts: Buffer[] = [];
     let got = 0;
@@ -757,7 +774,7 @@ export class VFileHandle {
       pieces.length = 0;
       for (let k = 0; k < IO_PARALLEL && off + k * max < length; k++) {
         const at = off + k * max;
-        pieces.push(this.vfs.readOnce(this.nodeid, this.fh, position + at, Math.min(max, length - at), dax));
+        pieces.push(this.vfs.readOnce(this.nodeid, this.fh, position + at, Math.min(max, length - at), dax, w));
       }
       const res = await Promise.all(pieces);
       for (const b of res) {
@@ -798,7 +815,13 @@ export class VFileHandle {
     const max = this.vfs.client.maxIo;
     const c = this.vfs.client;
     let done = 0;
-    for (let off = 0; off < data.length; off += max * IO_PARALLEL) {
+    // Inside the file: stores into a writable DAX mapping (appends never are).
+    // An O_WRONLY fd cannot be mmapped (mmap needs read access), so such a
+    // handle asks for the mapping by inode; the backend maps its own fd.
+    const mapFh = (this.flags & 3) === fsc.O_WRONLY ? VirtioFs.NO_FH : this.fh;
+    const viaWindow = (this.flags & fsc.O_APPEND) ? 0 : await this.vfs.writeThroughWindow(this.nodeid, mapFh, at, data);
+    done += viaWindow;
+    for (let off = viaWindow; off < data.length; off += max * IO_PARALLEL) {
       const batch: Promise<number>[] = [];
       for (let k = 0; k < IO_PARALLEL && off + k * max < data.length; k++) {
         const s = off + k * max;

@@ -101,7 +101,7 @@ export class VhostUserFrontend {
   private busy = 0;
   private readonly callHandlers: ((q: number) => void)[] = [];
   private readonly closeHandlers: ((reason: Error) => void)[] = [];
-  /** One byte per window page: 1 when a file page is mapped there (reads check this first). */
+  /** One byte per window page: 1 when a file page is mapped there read-only, 2 read-write (accesses check this first). */
   private readonly mappedPages: Uint8Array;
   private closedReason: Error | null = null;
   private readonly timeoutMs: number;
@@ -420,8 +420,9 @@ export class VhostUserFrontend {
         if (m.fds.length !== 1) return refuse(E.EBADF, `SHMEM_MAP carries ${m.fds.length} fds (want 1)`);
         // MAP_FIXED over an earlier mapping replaces it; a partial overlap
         // splits the old one: exactly the virtio-fs window semantics.
-        this.window.map(off, len, m.fds[0]!, req.fd_offset, (req.flags & SHMEM_MAP_F_RW) !== 0n);
-        this.mappedPages.fill(1, off / PAGE, (off + len) / PAGE);
+        const rw = (req.flags & SHMEM_MAP_F_RW) !== 0n;
+        this.window.map(off, len, m.fds[0]!, req.fd_offset, rw);
+        this.mappedPages.fill(rw ? 2 : 1, off / PAGE, (off + len) / PAGE);
       } else {
         if (m.fds.length !== 0) return refuse(E.EINVAL, 'SHMEM_UNMAP carries fds');
         this.window.unmap(off, len);
@@ -438,7 +439,15 @@ export class VhostUserFrontend {
   windowMapped(offset: number, length: number): boolean {
     if (!this.window || offset < 0 || length <= 0 || offset + length > this.window.size) return false;
     const last = Math.floor((offset + length - 1) / PAGE);
-    for (let p = Math.floor(offset / PAGE); p <= last; p++) if (this.mappedPages[p] !== 1) return false;
+    for (let p = Math.floor(offset / PAGE); p <= last; p++) if (this.mappedPages[p] === 0) return false;
+    return true;
+  }
+
+  /** True when every page of window[offset, +length) holds a writable file mapping (safe to store into). */
+  windowWritable(offset: number, length: number): boolean {
+    if (!this.window || offset < 0 || length <= 0 || offset + length > this.window.size) return false;
+    const last = Math.floor((offset + length - 1) / PAGE);
+    for (let p = Math.floor(offset / PAGE); p <= last; p++) if (this.mappedPages[p] !== 2) return false;
     return true;
   }
 

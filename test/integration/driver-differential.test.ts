@@ -143,6 +143,7 @@ for (const peer of PEERS) {
         if (peer.daxWindowBytes > 0) {
           const st = s.dax!.stats;
           assert.ok(st.setupmappings > 0 && st.hits + st.misses - st.fallbacks > 0, `DAX served reads: ${JSON.stringify(st)}`);
+          assert.ok(st.windowWrites > 0, `writes inside files went through writable mappings: ${JSON.stringify(st)}`);
         }
         assert.ok(errnos.size >= 3, `the run reached error paths: ${[...errnos.keys()]}`);
         const sa = snapshot(hostAdapter(viaDriver), { xattrs: false });

@@ -8,7 +8,8 @@
 // range that is not wholly mapped is refused (the caller falls back to
 // FUSE_READ). Known limit shared with every DAX client: a file truncated on
 // the HOST while mapped raises SIGBUS on pages past its new end; reads are
-// clamped to the size the backend last reported.
+// clamped to the size the backend last reported, and stores (writable
+// mappings of files opened for writing) stay below it.
 import type { VhostUserFrontend } from '../../vhost-user/frontend.ts';
 
 export class DaxWindow {
@@ -38,6 +39,16 @@ export class DaxWindow {
   copy(offset: number, length: number): Buffer | null {
     if (!this.mapped(offset, length)) return null;
     return Buffer.from(this.whole().subarray(offset, offset + length));
+  }
+
+  /**
+   * Store `data` at window[offset]: false (nothing written) unless every page
+   * is mapped writable, so a store never faults on a read-only or empty page.
+   */
+  write(offset: number, data: Uint8Array): boolean {
+    if (!this.frontend.windowWritable(offset, data.byteLength)) return false;
+    this.whole().set(data, offset);
+    return true;
   }
 
   /**

@@ -13,13 +13,27 @@ test('a new mapping goes on top; a contiguous one of the same file extends the t
   assert.deepEqual([a.mstart, a.extend], [0, false]);
   const b = s.plan(10, 2, 1)!;
   assert.deepEqual([b.mstart, b.extend], [2, true]);
-  assert.deepEqual(s.stack, [{ nodeid: 10, nchunks: 3, fstart: 0, mstart: 0 }]);
+  assert.deepEqual(s.stack, [{ nodeid: 10, nchunks: 3, fstart: 0, mstart: 0, writable: false }]);
   const c = s.plan(11, 5, 2)!;
   assert.deepEqual([c.mstart, c.extend], [3, false]);
   assert.equal(s.find(10, 2), 2);
   assert.equal(s.find(11, 6), 4);
   assert.equal(s.find(11, 4), -1);
   assert.equal(s.find(12, 0), -1);
+});
+
+test('writable mappings: a writer finds only writable chunks, a reader either; runs of different kinds never merge', () => {
+  const s = new ChunkStack(8);
+  s.plan(10, 0, 2); // read-only [0,2)
+  assert.equal(s.find(10, 1), 1);
+  assert.equal(s.find(10, 1, true), -1, 'a read-only chunk is no place for a store');
+  const w = s.plan(10, 2, 1, true)!;
+  assert.equal(w.extend, false, 'a writable run does not extend a read-only top');
+  const w2 = s.plan(10, 0, 2, true)!;
+  assert.equal(w2.mstart, 3, 'file chunks 0-1 mapped again, writable, on top');
+  assert.equal(s.find(10, 0, true), 3);
+  assert.equal(s.find(10, 0), 3, 'the newest mapping serves reads too');
+  assert.equal(s.find(10, 2, true), 2);
 });
 
 test('window full: chunks come back from the top (LIFO), partial tops shrink, nothing maps past the end', () => {
