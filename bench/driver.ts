@@ -37,6 +37,9 @@ static server's startup and requests/s (wrk).
 
 Options:
   --quick           128 MiB + 10 x 16 MiB, 1 s per cell (smoke run)
+  --app-only        only the example app rows (startup, static server);
+                    results in driver-app.{json,md}
+  --rounds N        app startups per system (default 3; the median counts)
   --runtime SEC     seconds per cell (default 3)
   --window SIZE_MB  DAX window in MiB (default 1024; quick 256)
   --out DIR         results directory (default bench/results)
@@ -173,16 +176,18 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const quick = argv.includes('--quick');
+  const appOnly = argv.includes('--app-only');
+  const rounds = Number(arg('--rounds') ?? 3);
   const runtimeMs = Number(arg('--runtime') ?? (quick ? 1 : 3)) * 1000;
   daxWindowMiB = Number(arg('--window') ?? (quick ? 256 : 1024));
   const windowBytes = daxWindowMiB * MiB;
   const out = arg('--out') ?? join(REPO, 'bench/results');
-  const bigSize = quick ? 128 * MiB : 1024 * MiB;
-  const smallSize = quick ? 16 * MiB : 100 * MiB;
+  const bigSize = appOnly ? 0 : quick ? 128 * MiB : 1024 * MiB;
+  const smallSize = appOnly ? 0 : quick ? 16 * MiB : 100 * MiB;
   const work = mkdtempSync(join(process.env.BENCH_DIR ?? '/var/tmp', 'vts-driver-bench-'));
   const data = join(work, 'data');
   mkdirSync(data);
-  const names = ['big.bin', ...Array.from({ length: 10 }, (_, i) => `f${i}.bin`)];
+  const names = appOnly ? [] : ['big.bin', ...Array.from({ length: 10 }, (_, i) => `f${i}.bin`)];
   const sizes = [bigSize, ...Array.from({ length: 10 }, () => smallSize)];
   const block = Buffer.alloc(4 * MiB);
   for (const [i, n] of names.entries()) {
@@ -190,7 +195,7 @@ export async function main(argv: string[]): Promise<number> {
     for (let o = 0; o < sizes[i]!; o += block.length) { randomFillSync(block); writeSync(fd, block, 0, Math.min(block.length, sizes[i]! - o)); }
     closeSync(fd);
   }
-  const rowList = rows();
+  const rowList = appOnly ? [] : rows();
   const report: BenchReport = {
     benchmark: 'driver', title: 'virtio-fs driver (TypeScript guest side): thesis read matrix', quick, partial: false,
     date: new Date().toISOString(), git: gitInfo(REPO), machine: machineInfo(REPO, work),
@@ -200,7 +205,7 @@ export async function main(argv: string[]): Promise<number> {
   report.machine.tools.wrk = existsSync('/usr/bin/wrk') ? 'installed' : undefined;
   const log = (s: string) => process.stderr.write(`${s}\n`);
 
-  for (const sys of SYSTEMS) {
+  for (const sys of appOnly ? [] : SYSTEMS) {
     const sock = join(work, `${sys.id}.sock`);
     let child: ChildProcess | null = null;
     let session: VirtioFsSession | null = null;
@@ -243,6 +248,11 @@ export async function main(argv: string[]): Promise<number> {
   }
 
   // ---- app startup and static server requests/s --------------------------------------
+  const cliEntry = new URL('../bin/cli-entry.js', import.meta.url).href; // plain JS, no types
+  const { distStaleReason } = (await import(cliEntry)) as { distStaleReason(): string };
+  const stale = distStaleReason();
+  const cliFrom = stale ? `our CLI from the TypeScript sources under tsx: ${stale}` : 'our CLI from dist/ (npm run build)';
+  log(`app: ${cliFrom}`);
   const app = join(work, 'app');
   cpSync(join(REPO, 'examples/static-server'), app, { recursive: true });
   const served: string[] = [];
@@ -269,7 +279,7 @@ export async function main(argv: string[]): Promise<number> {
   for (const a of appSystems) {
     const startups: number[] = [];
     let rps: number | undefined;
-    for (let round = 0; round < 3; round++) {
+    for (let round = 0; round < rounds; round++) {
       const sock = join(work, `app-${a.id}-${round}.sock`);
       let backend: ChildProcess | null = null;
       let appProc: ChildProcess | null = null;
@@ -330,11 +340,11 @@ export async function main(argv: string[]): Promise<number> {
     'drv-ours-dax: `serve --dax-window` (SETUPMAPPING answered with SHMEM_MAP); drv-peer-dax: the scripted DAX backend of the driver tests, for comparison.',
     'Queue depth 1, one reader, warm host page cache; 2 shared cores, so absolute figures move with machine load.',
     'Each data set (1 big file / 10 files) starts with an empty DAX window (DaxManager.reset(), as a fresh mount) and one sequential warm-up pass.',
-    'App startup is end to end: `virtiofs-ts boot` (our CLI under tsx, then the app through the driver) vs `node main.js` on the local disk, so it includes the CLI\'s own start (TypeScript transpiled at run time).',
+    `App startup is end to end: \`virtiofs-ts boot\` (${cliFrom}, then the app through the driver) vs \`node main.js\` on the local disk, so it includes the CLI's own start.`,
   );
   report.finished = new Date().toISOString();
   report.machine.loadavgEnd = (await import('node:os')).loadavg().map((x) => Math.round(x * 100) / 100);
-  const name = quick ? 'driver-quick' : 'driver';
+  const name = appOnly ? 'driver-app' : quick ? 'driver-quick' : 'driver';
   render(report, out, name, rowList);
   rmSync(work, { recursive: true, force: true });
   log(`results: ${join(out, name)}.{json,md}`);
