@@ -28,7 +28,7 @@ per row and the ratio ours / C.
 Options:
   --rounds N        rounds, systems alternating (default 3)
   --ops N           operations per 4 KiB row (default 20000; big rows use ops/8)
-  --rows LIST       comma list of rows (default all): ${'rand-read-4k,rand-read-4k-qd8,seq-read-1m,rand-write-4k,getattr'}
+  --rows LIST       comma list of rows (default all): ${'rand-read-4k,rand-read-4k-qd8,seq-read-1m,rand-write-4k,seq-write-1m,getattr'}
   --file-mib N      size of the data file (default 256)
   --systems LIST    comma list of ours, ours-poll (--poll-us 50), base (the CLI
                     at $VTS_BASE_BIN: before/after), c, c-pool64
@@ -63,6 +63,13 @@ const ROWS: Row[] = [
     run: (s, h, ops) => {
       const b = Buffer.alloc(4096, 0x5a);
       return drive(ops, 1, () => s.client.write(h.nodeid, h.fh, rnd(h.size / 4096) * 4096, b));
+    },
+  },
+  {
+    id: 'seq-write-1m',
+    run: (s, h, ops) => {
+      const b = Buffer.alloc(MiB, 0x6b);
+      return drive(Math.max(8, ops >> 3), 1, (i) => s.client.write(h.nodeid, h.fh, (i * MiB) % h.size, b));
     },
   },
   { id: 'getattr', run: (s, h, ops) => drive(ops, 1, () => s.client.getattr(h.nodeid)) },

@@ -239,6 +239,8 @@ export class FuseServer {
   // The current handle() call's ReadTarget, and what went through it.
   private readTarget: ReadTarget | undefined = undefined;
   private direct = 0;
+  /** The current handle() call's WRITE payload when the transport passed it apart from the request. */
+  private writeData: Buffer | undefined = undefined;
   // Protocol-warning rate limit (a hostile client must not flood the log).
   private warnWindowStart = 0;
   private warnCount = 0;
@@ -307,12 +309,17 @@ export class FuseServer {
    * Handles exactly one whole request; returns the reply (a view into the
    * server's reply buffer, valid until the next call) or null when no reply is
    * due. Never throws. `readTarget` (optional) lets a READ's data go straight
-   * to the transport's destination; see directBytes.
+   * to the transport's destination; see directBytes. `writeData` (optional,
+   * WRITE only) is the request's payload kept apart from its header and
+   * fuse_write_in (a view of guest memory, no copy): `request` then ends where
+   * the data starts, fuse_in_header.len counts both, total_extlen must be 0.
+   * Given with any other opcode, the request is answered EINVAL.
    */
-  handle(request: Buffer, readTarget?: ReadTarget): Buffer | null {
+  handle(request: Buffer, readTarget?: ReadTarget, writeData?: Buffer): Buffer | null {
     this.direct = 0;
     this.readTarget = readTarget;
-    const n = request.length;
+    this.writeData = writeData;
+    const n = request.length + (writeData !== undefined ? writeData.length : 0);
     if (n < IN_HEADER_SIZE) {
       this.protoWarn(`dropped a request of ${n} bytes: shorter than fuse_in_header (${IN_HEADER_SIZE})`);
       return null;
@@ -334,6 +341,7 @@ export class FuseServer {
       r = this.errorReply(err, opcode);
     }
     this.readTarget = undefined;
+    this.writeData = undefined;
     if (r === NO_REPLY) {
       this.direct = 0;
       return null;
@@ -426,6 +434,10 @@ export class FuseServer {
   }
 
   private dispatch(opcode: number, req: Buffer): number {
+    if (this.writeData !== undefined && opcode !== Opcode.WRITE) {
+      this.protoWarn(`${opcodeName(opcode)} came with separate WRITE data: answering EINVAL`);
+      return isNoReply(opcode) ? NO_REPLY : -E.EINVAL;
+    }
     if (!this.initialized) {
       if (opcode === Opcode.INIT) return this.doInit(req);
       if (opcode === Opcode.FORGET || opcode === Opcode.BATCH_FORGET
@@ -818,12 +830,24 @@ export class FuseServer {
     if (end - a < inSize) return -E.EINVAL;
     const size = req.readUInt32LE(a + 16);
     const dataAt = a + inSize;
-    if (size !== end - dataAt) {
-      this.protoWarn(`WRITE: size ${size} but ${end - dataAt} data bytes follow: answering EINVAL`);
-      return -E.EINVAL;
+    let data: Buffer;
+    const apart = this.writeData;
+    if (apart !== undefined) {
+      // Payload kept apart by the transport: the request must end where it starts.
+      if (end !== req.length || dataAt !== end || size !== apart.length) {
+        this.protoWarn(`WRITE: size ${size}, ${apart.length} data bytes after ${end - a} argument bytes: answering EINVAL`);
+        return -E.EINVAL;
+      }
+      data = apart;
+    } else {
+      if (size !== end - dataAt) {
+        this.protoWarn(`WRITE: size ${size} but ${end - dataAt} data bytes follow: answering EINVAL`);
+        return -E.EINVAL;
+      }
+      data = req.subarray(dataAt, end);
     }
     const n = fs.write(this.ctx(req), readU64(req, 16), readU64(req, a), readU64(req, a + 8),
-      req.subarray(dataAt, end), req.readUInt32LE(a + 20));
+      data, req.readUInt32LE(a + 20));
     if (!(n >= 0 && n <= size)) {
       this.log('error', `WRITE: backend returned ${n} for a write of ${size}: answering EIO`);
       return -E.EIO;

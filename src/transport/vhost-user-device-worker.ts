@@ -42,8 +42,13 @@ const CONTROL_TOKEN = 0xffff_ffff;
 const HIPRIO = 0;
 const FUSE_IN_HEADER_SIZE = 40;
 const FUSE_OUT_HEADER_SIZE = 16;
-/** fuse_in_header.opcode of FUSE_INIT. */
+/** fuse_in_header.opcode of FUSE_INIT and FUSE_WRITE. */
 const FUSE_INIT = 26;
+const FUSE_WRITE = 16;
+/** fuse_in_header + fuse_write_in (7.9+): where a WRITE's data starts. */
+const WRITE_HEAD = FUSE_IN_HEADER_SIZE + 40;
+/** WRITEs at least this long (header included) pass their data as a view of guest memory; smaller ones are cheaper to copy. */
+const WRITE_APART_MIN = WRITE_HEAD + 16 * 1024;
 /** Interrupt the driver at least this often inside a long batch. */
 const NOTIFY_EVERY = 64;
 const PAGE = 4096;
@@ -103,6 +108,8 @@ class DataPlane {
   private indirect = false;
   private readonly chain = new Chain(256);
   private readonly reqBuf: Buffer;
+  /** The first WRITE_HEAD bytes of a large request, to see whether it is a WRITE. */
+  private readonly writeHead = Buffer.alloc(WRITE_HEAD);
   /** reqBuf.subarray(0, n) for small n, made once: most requests are one of a few sizes. */
   private readonly reqViews: (Buffer | undefined)[] = [];
   private readonly errReply = Buffer.alloc(FUSE_OUT_HEADER_SIZE);
@@ -305,7 +312,11 @@ class DataPlane {
       this.complain(index, `chain ${chain.head}: a ${chain.readableBytes}-byte request is larger than our ${this.reqBuf.length}-byte limit`);
       return this.errorReply(mem, chain, EIO);
     }
-    const n = chain.gather(mem, this.reqBuf);
+    // A large WRITE whose data is one piece of guest memory: copy only the
+    // header and fuse_write_in, hand the data to the backend as a view.
+    const writeData = chain.readableBytes >= WRITE_APART_MIN ? this.writeDataView(mem, chain) : null;
+    // writeDataView left the header and fuse_write_in in writeHead.
+    const n = writeData !== null ? this.writeHead.copy(this.reqBuf, 0, 0, WRITE_HEAD) : chain.gather(mem, this.reqBuf);
     this.requests++;
     if (this.reqBuf.readUInt32LE(4) === FUSE_INIT && this.server.negotiated !== null) this.newSession();
     let reply: Buffer | null;
@@ -321,7 +332,7 @@ class DataPlane {
         req = this.reqBuf.subarray(0, n);
         if (n <= SMALL_REQUEST) this.reqViews[n] = req;
       }
-      reply = this.server.handle(req, this.readTarget);
+      reply = this.server.handle(req, this.readTarget, writeData ?? undefined);
       direct = this.server.directBytes;
       if (tails || (daxMapper !== null && daxMapper.syncNeeded)) daxMapper!.syncTails();
     } catch (err) {
@@ -341,6 +352,18 @@ class DataPlane {
       return this.errorReply(mem, chain, EIO);
     }
     return chain.scatter(mem, reply, reply.length);
+  }
+
+  /**
+   * The data of a WRITE (7.9+ layout, no extensions) as one view of guest
+   * memory, or null when the request is something else or its data is in
+   * pieces. Leaves the first WRITE_HEAD bytes in writeHead.
+   */
+  private writeDataView(mem: GuestMemory, chain: Chain): Buffer | null {
+    const h = this.writeHead;
+    if (chain.gather(mem, h) !== WRITE_HEAD || h.readUInt32LE(4) !== FUSE_WRITE || h.readUInt16LE(36) !== 0) return null;
+    if ((this.server.negotiated?.minor ?? 0) < 9) return null;
+    return chain.readableView(mem, WRITE_HEAD, chain.readableBytes - WRITE_HEAD);
   }
 
   /** fuse_out_header {len 16, error -errno, unique from the request in reqBuf}, if it fits. */

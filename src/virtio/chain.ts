@@ -151,6 +151,26 @@ export class Chain {
     return null;
   }
 
+  /**
+   * A view of the readable part's bytes [at, at + len) when they lie in one
+   * segment, else null. Aliases guest memory like writableView: the driver
+   * may still change those bytes, so use it only for payload whose content
+   * the device does not validate (WRITE data), within one request.
+   */
+  readableView(mem: GuestMemory, at: number, len: number): Buffer | null {
+    let skip = at;
+    for (let i = 0; i < this.readable; i++) {
+      const l = this.segLen[i];
+      if (skip < l) {
+        if (l - skip < len) return null;
+        const off = this.segOffset[i] + skip;
+        return mem.regions[this.segRegion[i]].bytes.subarray(off, off + len);
+      }
+      skip -= l;
+    }
+    return null;
+  }
+
   /** Copy src[0, len) into the writable part. Returns bytes written (short when the chain is). */
   scatter(mem: GuestMemory, src: Buffer, len: number): number {
     let n = 0;

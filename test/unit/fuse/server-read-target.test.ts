@@ -1,14 +1,17 @@
-// FuseServer.handle's optional ReadTarget (zero-copy READ replies for the
-// vhost-user transport): READ data lands in the target and only the header
-// comes back; a target that is too small, absent or null falls back to the
-// server's own reply buffer; an error leaves directBytes at 0. Against the
-// real in-memory backend, requests built by test/support/bytes.ts.
+// FuseServer.handle's optional zero-copy arguments (vhost-user transport):
+// a ReadTarget, where READ data lands while only the header comes back (a
+// target that is too small, absent or null falls back to the server's own
+// reply buffer; an error leaves directBytes at 0), and WRITE data passed
+// apart from the request. Against the real in-memory backend, requests built
+// by test/support/bytes.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { constants } from 'node:os';
 import { FuseServer } from '../../../src/fuse/server.ts';
 import { MemoryFs } from '../../../src/fs/memory/memory-fs.ts';
 import { bytes, cstr, request, u32, u64, zeros } from '../../support/bytes.ts';
 
+const E = constants.errno;
 const INIT = 26, CREATE = 35, READ = 15, WRITE = 16, GETATTR = 3;
 
 function setup() {
@@ -76,4 +79,29 @@ test('errors and other opcodes never report direct bytes', () => {
   assert.equal(calls, before);
   assert.equal(server.directBytes, 0);
 
+});
+
+test('WRITE data kept apart (writeData): written from the view; len counts it; mismatches and other opcodes get EINVAL', () => {
+  const { server, nodeid, readArgs } = setup();
+  let unique = 100n;
+  const fh = Number(readArgs(0, 0).readBigUInt64LE(0));
+  const head = (opcode: number, args: Buffer, dataLen: number) => {
+    const r = request(opcode, (unique += 2n), nodeid, args);
+    r.writeUInt32LE(r.length + dataLen, 0);
+    return r;
+  };
+  const payload = Buffer.from('written-through-a-view');
+  const w = server.handle(head(WRITE, bytes(u64(fh), u64(4), u32(payload.length), u32(0), u64(0), u32(0), u32(0)), payload.length), undefined, payload)!;
+  assert.equal(w.readInt32LE(4), 0);
+  assert.equal(w.readUInt32LE(16), payload.length);
+  const r = server.handle(request(READ, (unique += 2n), nodeid, readArgs(4, payload.length)))!;
+  assert.deepEqual(r.subarray(16), payload);
+  // size field disagreeing with the view's length
+  const bad = server.handle(head(WRITE, bytes(u64(fh), u64(0), u32(payload.length + 1), u32(0), u64(0), u32(0), u32(0)), payload.length), undefined, payload)!;
+  assert.equal(bad.readInt32LE(4), -E.EINVAL);
+  // header len not counting the data: dropped as a broken header
+  assert.equal(server.handle(request(WRITE, (unique += 2n), nodeid, bytes(u64(fh), u64(0), u32(payload.length), u32(0), u64(0), u32(0), u32(0))), undefined, payload), null);
+  // any other opcode with writeData
+  const ga = server.handle(head(GETATTR, bytes(u32(0), u32(0), u64(0)), payload.length), undefined, payload)!;
+  assert.equal(ga.readInt32LE(4), -E.EINVAL);
 });
