@@ -4,7 +4,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -119,4 +119,26 @@ test('boot: a missing entry is a clear error', { timeout: 30_000 }, async () => 
   assert.match(r.stderr, /booting \/main\.js failed: .*ENOENT/);
   const u = await cli(['boot', '--socket', sock, '--entry', 'main.js']);
   assert.equal(u.code, 2);
+});
+
+test('boot: an app that finishes ends the process with its exit code, as `node main.js` would; the trace names each start-up phase', { timeout: 60_000 }, async () => {
+  const share = mkdtempSync(join(root, 'oneshot-'));
+  writeFileSync(join(share, 'main.js'), 'import data from "./lib/data.json" with { type: "json" };\nconsole.log(`one-shot ${data.v}`);\nprocess.exitCode = 3;\n');
+  mkdirSync(join(share, 'lib'));
+  writeFileSync(join(share, 'lib', 'data.json'), '{"v":42}\n');
+  const sock = join(root, 'boot3.sock');
+  const d = await startServe(['--socket-path', sock, '--shared-dir', share], sock);
+  kills.push(d.kill);
+  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const c = spawn(process.execPath, [BIN, 'boot', '--socket', sock, '--entry', '/main.js'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VIRTIOFS_TS_BOOT_TRACE: '1' } });
+    let out = '';
+    let err = '';
+    c.stdout.on('data', (b: Buffer) => (out += b));
+    c.stderr.on('data', (b: Buffer) => (err += b));
+    c.on('exit', (code) => resolve({ code, stdout: out, stderr: err }));
+  });
+  assert.equal(r.stdout, 'one-shot 42\n');
+  assert.equal(r.code, 3, r.stderr);
+  for (const phase of ['CLI loaded', 'connected', 'module hooks registered', 'app imported']) assert.match(r.stderr, new RegExp(`boot: [\\d.]+ ms ${phase}`), r.stderr);
+  assert.equal(await d.exited, 0, d.log());
 });
