@@ -33,7 +33,7 @@ async function withDaemon(files: Record<string, Buffer>, serveArgs: string[], wi
   const sock = join(root, `s${n++}.sock`);
   const d = await startServe(['--socket-path', sock, '--shared-dir', dir, '--log-level', 'info', ...serveArgs], sock);
   daemons.push(d);
-  const s = await connectVirtioFs({ socketPath: sock, daxWindowBytes: windowBytes, requestTimeoutMs: 30_000 });
+  const s = await connectVirtioFs({ socketPath: sock, daxWindowBytes: windowBytes, daxMinFileBytes: 0, requestTimeoutMs: 30_000 });
   return { s, dir, d };
 }
 
