@@ -1,6 +1,9 @@
 // Layer: sys. AF_UNIX stream sockets with SCM_RIGHTS fd passing (Node's net
-// module cannot pass fds). Imports only ./ffi.ts and ./errors.ts.
+// module cannot pass fds). Imports ./ffi.ts, ./errors.ts and node: built-ins.
 import { constants } from 'node:os';
+import { lstatSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { koffi, libc, lastErrno } from './ffi.ts';
 import { SysError } from './errors.ts';
 
@@ -31,6 +34,7 @@ const pollFn = libc.func('int poll(void *fds, uint64_t nfds, int timeout)');
 const fcntlFn = libc.func('int fcntl(int fd, int cmd, int arg)');
 const closeFn = libc.func('int close(int fd)');
 const unlinkFn = libc.func('int unlink(const char *path)');
+const renameFn = libc.func('int rename(const char *from, const char *to)');
 
 const EINTR = constants.errno.EINTR;
 const EAGAIN = constants.errno.EAGAIN;
@@ -44,15 +48,54 @@ function sockaddrUn(path: string): Buffer {
   return sa;
 }
 
-/** A listening AF_UNIX stream socket at `path` (an existing socket file there is replaced). */
+/**
+ * A listening AF_UNIX stream socket at `path`. A socket file already there
+ * (a stale one from an earlier run) is replaced; anything else there is
+ * refused with EEXIST rather than destroyed.
+ *
+ * The path appears only once the socket is listening: bind() creates the file
+ * before listen() makes it accept, and a frontend polling for the file (QEMU,
+ * libvirt, tests) would get ECONNREFUSED in between. So we bind to a
+ * temporary name in the same directory, listen, and rename() it onto `path`
+ * (atomic; it also replaces a stale socket in one step).
+ */
 export function listenUnix(path: string, backlog = 1): number {
+  const sa = sockaddrUn(path);
+  const st = lstatSync(path, { throwIfNoEntry: false });
+  if (st !== undefined && !st.isSocket()) throw new SysError(constants.errno.EEXIST, 'bind', `${path} exists and is not a socket`);
   const fd = socketFn(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) as number;
   if (fd < 0) throw new SysError(lastErrno(), 'socket');
-  const sa = sockaddrUn(path);
-  unlinkFn(path); // a stale socket from an earlier run would make bind fail with EADDRINUSE
-  // SAFETY: sa is a 110-byte sockaddr_un alive for the call.
-  if ((bindFn(fd, sa, sa.length) as number) !== 0) { const e = lastErrno(); closeFn(fd); throw new SysError(e, 'bind', path); }
-  if ((listenFn(fd, backlog) as number) !== 0) { const e = lastErrno(); closeFn(fd); throw new SysError(e, 'listen', path); }
+  const dir = dirname(path);
+  let tmp: string | null = null;
+  for (let attempt = 0; ; attempt++) {
+    const name = `${dir}/.vu${process.pid.toString(36)}${randomBytes(4).toString('hex')}`;
+    if (Buffer.byteLength(name) >= 108) break; // no room for a temporary name: bind in place (below)
+    const tsa = sockaddrUn(name);
+    // SAFETY: tsa is a 110-byte sockaddr_un alive for the call.
+    if ((bindFn(fd, tsa, tsa.length) as number) === 0) { tmp = name; break; }
+    const e = lastErrno();
+    if (e === constants.errno.EADDRINUSE && attempt < 8) continue;
+    closeFn(fd);
+    throw new SysError(e, 'bind', name);
+  }
+  if (tmp === null) {
+    // A path within a few bytes of the sockaddr_un limit: the old way, with a short window before listen().
+    unlinkFn(path);
+    // SAFETY: sa is a 110-byte sockaddr_un alive for the call.
+    if ((bindFn(fd, sa, sa.length) as number) !== 0) { const e = lastErrno(); closeFn(fd); throw new SysError(e, 'bind', path); }
+  }
+  if ((listenFn(fd, backlog) as number) !== 0) {
+    const e = lastErrno();
+    closeFn(fd);
+    unlinkFn(tmp ?? path);
+    throw new SysError(e, 'listen', path);
+  }
+  if (tmp !== null && (renameFn(tmp, path) as number) !== 0) {
+    const e = lastErrno();
+    closeFn(fd);
+    unlinkFn(tmp);
+    throw new SysError(e, 'rename', `${tmp} -> ${path}`);
+  }
   return fd;
 }
 
