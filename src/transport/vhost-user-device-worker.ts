@@ -10,6 +10,8 @@
 // Control messages (memory tables, ring setup) arrive on a MessagePort that is
 // read synchronously (receiveMessageOnPort) when the control eventfd fires,
 // between batches: no request is in flight while memory or a ring changes.
+// The one exception, ADD/REM_MEM_REG while a DAX map waits for the frontend's
+// ack, keeps removed regions mapped until the batch ends (see `holding`).
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { constants } from 'node:os';
 import { fstatSync } from 'node:fs';
@@ -104,6 +106,15 @@ class DataPlane {
   private readonly vrings: Vring[] = [];
   private regions: MappedRegion[] = [];
   private mem: GuestMemory | null = null;
+  /**
+   * >0 while a queue is being served. A region that leaves the table then
+   * (a REM_MEM_REG handled while a SETUPMAPPING waits for its ack, see
+   * controlWhileWaiting) may still hold the request in flight, its reply
+   * buffer or the ring itself: it is only taken out of the table for new
+   * lookups, and unmapped (from `retired`) once the batch is over.
+   */
+  private holding = 0;
+  private readonly retired: MappedRegion[] = [];
   private eventIdx = false;
   private indirect = false;
   private readonly chain = new Chain(256);
@@ -244,15 +255,34 @@ class DataPlane {
     if (v.complaints <= 10 || v.complaints % 1000 === 0) log('warn', `queue ${index}: ${msg}${v.complaints > 10 ? ` (${v.complaints} so far)` : ''}`);
   }
 
+  /**
+   * Serve queue `index` until it is empty. If the memory table changed while
+   * a request was served (only possible while a DAX map waits for the
+   * frontend), that request is finished and published through the old table,
+   * whose mappings are kept until here, and the queue is looked at again
+   * through the new one: a ring the new table no longer holds stops the
+   * queue (QueueError), never a touch of unmapped memory.
+   */
   private processQueue(index: number): void {
+    this.holding++;
+    try {
+      while (this.serveQueue(index));
+    } finally {
+      if (--this.holding === 0) for (const r of this.retired.splice(0)) unmap(r.mapping);
+    }
+  }
+
+  /** One pass over the queue with the current table; true when the table changed under it (go again). */
+  private serveQueue(index: number): boolean {
     const v = this.vrings[index];
     const mem = this.mem;
-    if (!v.started || !v.enabled || v.broken || mem === null) return;
+    if (!v.started || !v.enabled || v.broken || mem === null) return false;
+    let changed = false;
     const dq = v.dq;
     const chain = this.chain;
     let unsignalled = 0;
     try {
-      for (;;) {
+      batch: for (;;) {
         dq.disableNotification(mem);
         for (;;) {
           let got: boolean;
@@ -270,6 +300,12 @@ class DataPlane {
           }
           if (!got) break;
           dq.pushUsed(mem, chain.head, this.serveChain(index, mem, chain));
+          if (this.mem !== mem) {
+            // The reply went out through the old table (still mapped); stop using it.
+            unsignalled++;
+            changed = true;
+            break batch;
+          }
           if (++unsignalled >= NOTIFY_EVERY) {
             if (dq.needsNotify(mem)) this.signal(v);
             unsignalled = 0;
@@ -295,6 +331,7 @@ class DataPlane {
       }
     }
     if (unsignalled > 0 && dq.needsNotify(mem)) this.signal(v);
+    return changed;
   }
 
   private signal(v: Vring): void {
@@ -601,7 +638,11 @@ class DataPlane {
     }
     this.mem = mem;
     this.regions = next;
-    for (const r of gone) if (!next.includes(r)) unmap(r.mapping);
+    for (const r of gone) {
+      if (next.includes(r)) continue;
+      if (this.holding > 0) this.retired.push(r);
+      else unmap(r.mapping);
+    }
     if (mem !== null) log('info', `guest memory: ${next.map((r) => `0x${r.gpa.toString(16)}+0x${r.size.toString(16)}`).join(', ')}`);
   }
 
