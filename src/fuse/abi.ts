@@ -741,17 +741,20 @@ export const LAYOUT: Readonly<Record<StructName, StructLayout>> = Object.fromEnt
 
 // ---------------------------------------------------------------------------
 // Codec generation. Each struct gets a straight-line decoder and encoder
-// compiled once at load time from the table: no per-field loop or switch at
-// run time, one object literal of fixed shape per decode (V8 keeps it
-// monomorphic). The table is the single source of truth, checked against the
-// C header by the golden test.
+// generated from the table: no per-field loop or switch at run time, one
+// object literal of fixed shape per decode (V8 keeps it monomorphic). The
+// table is the single source of truth, checked against the C header by the
+// golden test. A struct's pair is compiled on the first call of either
+// (compiling all ~80 pairs at load cost 15-25 ms of every CLI start, and a
+// program uses a handful); the exported functions are small trampolines
+// that V8 inlines.
 // ---------------------------------------------------------------------------
 
 type Decoder<K extends StructName> = (buf: Buffer, offset?: number) => StructValue<K>;
 type Encoder<K extends StructName> = (value: StructInput<K>, buf: Buffer, offset?: number) => number;
 
-const DECODERS: Record<string, (b: Buffer, o: number) => unknown> = {};
-const ENCODERS: Record<string, (v: unknown, b: Buffer, o: number) => number> = {};
+const DECODERS: Record<string, (b: Buffer, o?: number) => unknown> = {};
+const ENCODERS: Record<string, (v: unknown, b: Buffer, o?: number) => number> = {};
 
 function shortBuffer(struct: string, size: number, len: number, offset: number): ProtocolError {
   return new ProtocolError('SHORT_BUFFER', `Cannot decode ${struct} (${size} bytes) at offset ${offset}: buffer holds ${len}`);
@@ -812,7 +815,10 @@ const st = (k: number, n: number) => Array.from({ length: n }, (_, i) => `${B(k 
 const st64 = (v: string, k: number) =>
   `t = +${v}; h = Math.floor(t / 4294967296) >>> 0; t = t >>> 0; ${st(k, 4)} ${st(k + 4, 4).replace(/\bt\b/g, 'h')}`;
 
-function compileStruct(key: string, s: StructSpec): void {
+type RawDecoder = (b: Buffer, o?: number) => unknown;
+type RawEncoder = (v: unknown, b: Buffer, o?: number) => number;
+
+function compileStruct(key: string, s: StructSpec): [RawDecoder, RawEncoder] {
   const dec: string[] = [];
   const enc: string[] = [];
   for (const [name, off, type] of s.fields) {
@@ -849,13 +855,37 @@ function compileStruct(key: string, s: StructSpec): void {
   const helpers = ['D', 'E', 'readU64', 'readI64', 'writeU64', 'writeB64', 'shortBuffer', 'shortTarget'];
   const args = [DECODERS, ENCODERS, readU64, readI64, writeU64, writeB64, shortBuffer, shortTarget];
   // Generated from the static table above only (no outside input reaches this source text).
-  DECODERS[key] = new Function(...helpers,
-    `return function decode${key}(b, o = 0) {\n  ${check('shortBuffer')}\n  return { ${dec.join(', ')} };\n};`)(...args);
-  ENCODERS[key] = new Function(...helpers,
-    `return function encode${key}(v, b, o = 0) {\n  ${check('shortTarget')}\n  let t, h;\n  ${enc.join('\n  ')}\n  return o + ${s.size};\n};`)(...args);
+  // One Function for the pair: half the compile calls.
+  return new Function(...helpers,
+    `return [function decode${key}(b, o = 0) {\n  ${check('shortBuffer')}\n  return { ${dec.join(', ')} };\n}, ` +
+    `function encode${key}(v, b, o = 0) {\n  ${check('shortTarget')}\n  let t, h;\n  ${enc.join('\n  ')}\n  return o + ${s.size};\n}];`)(...args) as [RawDecoder, RawEncoder];
 }
 
-for (const [key, s] of Object.entries(STRUCTS as Record<string, StructSpec>)) compileStruct(key, s);
+/** Installs decodeX/encodeX trampolines that compile the real pair on first use. */
+function lazyCodecs(key: string, s: StructSpec): void {
+  let dec: RawDecoder | null = null;
+  let enc: RawEncoder | null = null;
+  const build = (): void => {
+    [dec, enc] = compileStruct(key, s);
+  };
+  const d = (b: Buffer, o?: number): unknown => {
+    if (dec === null) build();
+    return dec!(b, o);
+  };
+  const e = (v: unknown, b: Buffer, o?: number): number => {
+    if (enc === null) build();
+    return enc!(v, b, o);
+  };
+  // Keep the name and arity the generated functions have (stack traces, debuggers).
+  Object.defineProperty(d, 'name', { value: `decode${key}` });
+  Object.defineProperty(d, 'length', { value: 1 });
+  Object.defineProperty(e, 'name', { value: `encode${key}` });
+  Object.defineProperty(e, 'length', { value: 2 });
+  DECODERS[key] = d;
+  ENCODERS[key] = e;
+}
+
+for (const [key, s] of Object.entries(STRUCTS as Record<string, StructSpec>)) lazyCodecs(key, s);
 
 function decoder<K extends StructName>(key: K): Decoder<K> {
   return DECODERS[key] as unknown as Decoder<K>;
