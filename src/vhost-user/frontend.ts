@@ -61,6 +61,13 @@ export interface FrontendOptions {
   controlTimeoutMs?: number;
   /** Diagnostic lines (refused backend requests, disconnects). */
   log?: (line: string) => void;
+  /**
+   * Called once, synchronously, when the bring-up batch is on the wire and
+   * before its acks are awaited: a caller with blocking work of its own (the
+   * boot command starting its module-hooks thread) does it while the backend
+   * works. An exception it throws fails connect().
+   */
+  onBringUpSent?: () => void;
 }
 
 export interface Negotiated {
@@ -109,12 +116,13 @@ export class VhostUserFrontend {
   private closedReason: Error | null = null;
   private readonly timeoutMs: number;
   private readonly log: (line: string) => void;
+  private onBringUpSent: (() => void) | null = null;
 
   private constructor(
     private readonly ctrlFd: number,
     private readonly memfd: number,
     readonly mapping: Mapping,
-    readonly opts: Required<Omit<FrontendOptions, 'log'>>,
+    readonly opts: Required<Omit<FrontendOptions, 'log' | 'onBringUpSent'>>,
     log: (line: string) => void,
   ) {
     this.ctrl = new UnixChannel(ctrlFd);
@@ -155,6 +163,7 @@ export class VhostUserFrontend {
       mapping = mapFd(memfd, opts.memoryBytes, 0);
       setNonBlocking(fd, true);
       fe = new VhostUserFrontend(fd, memfd, mapping, opts, options.log ?? (() => {}));
+      fe.onBringUpSent = options.onBringUpSent ?? null;
     } catch (err) {
       if (mapping) unmap(mapping);
       if (memfd >= 0) closeFd(memfd);
@@ -323,6 +332,9 @@ export class VhostUserFrontend {
         }
         if (p) replies.push([m.request, p]);
       }
+      const sent = this.onBringUpSent;
+      this.onBringUpSent = null;
+      sent?.();
       for (const [request, p] of replies) VhostUserFrontend.checkAck(request, await p);
     });
   }

@@ -2,7 +2,7 @@
 // files all come from the virtio-fs root through our driver (the unikernel
 // "boot from virtio-fs" idea, for Node). Imports driver/session.ts,
 // driver/boot.ts and cli helpers.
-import { bootFromVirtioFs } from '../../driver/boot.ts';
+import { registerVirtioFsHooks, type VirtioFsLoader } from '../../driver/boot.ts';
 import { connectVirtioFs, parseSize } from '../../driver/session.ts';
 import { parseCommandArgs } from '../args.ts';
 import { CliError, UsageError } from '../errors.ts';
@@ -53,8 +53,11 @@ export async function run(argv: string[]): Promise<number> {
     throw new UsageError(`--dax-window: ${(err as Error).message}`, 'boot');
   }
   let s;
+  // The hooks thread starts (blocking this thread) while the backend works
+  // through the vhost-user bring-up: the two overlap instead of adding up.
+  const hooks: { loader?: VirtioFsLoader } = {};
   try {
-    s = await connectVirtioFs({ socketPath: values.socket, daxWindowBytes: dax });
+    s = await connectVirtioFs({ socketPath: values.socket, daxWindowBytes: dax, onBringUpSent: () => (hooks.loader = registerVirtioFsHooks(trace)) });
     trace(`connected (vhost-user set up, FUSE_INIT done${s.dax?.enabled ? ', DAX window on' : ''})`);
   } catch (err) {
     throw new CliError(`cannot connect to ${values.socket}: ${(err as Error).message}`);
@@ -72,7 +75,7 @@ export async function run(argv: string[]): Promise<number> {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   try {
-    await bootFromVirtioFs(s.fs, values.entry, trace);
+    await (hooks.loader ?? registerVirtioFsHooks(trace)).boot(s.fs, values.entry);
     trace(`app imported (${s.client.requestCount} FUSE requests so far)`);
   } catch (err) {
     closing = true;
