@@ -138,17 +138,7 @@ export class Chain {
    * (within one request, never across a memory-table change).
    */
   writableView(mem: GuestMemory, at: number, len: number): Buffer | null {
-    let skip = at;
-    for (let i = this.readable; i < this.count; i++) {
-      const l = this.segLen[i];
-      if (skip < l) {
-        if (l - skip < len) return null;
-        const off = this.segOffset[i] + skip;
-        return mem.regions[this.segRegion[i]].bytes.subarray(off, off + len);
-      }
-      skip -= l;
-    }
-    return null;
+    return this.viewIn(mem, this.readable, this.count, at, len);
   }
 
   /**
@@ -158,8 +148,13 @@ export class Chain {
    * the device does not validate (WRITE data), within one request.
    */
   readableView(mem: GuestMemory, at: number, len: number): Buffer | null {
+    return this.viewIn(mem, 0, this.readable, at, len);
+  }
+
+  /** Bytes [at, at + len) of segments [first, end) as one view when one segment holds them all. */
+  private viewIn(mem: GuestMemory, first: number, end: number, at: number, len: number): Buffer | null {
     let skip = at;
-    for (let i = 0; i < this.readable; i++) {
+    for (let i = first; i < end; i++) {
       const l = this.segLen[i];
       if (skip < l) {
         if (l - skip < len) return null;

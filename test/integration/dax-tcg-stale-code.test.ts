@@ -32,15 +32,13 @@
 // QEMU fixed it: the small-window battery can run from the window again.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ensureNewQemu, genericFsDevice, qemuCommandOf } from '../../src/guest/peers.ts';
 import { runInGuest } from '../../src/guest/qemu.ts';
 import { startServe, type ServeDaemon } from '../support/serve-daemon.ts';
+import { compileStaticC } from '../support/static-c.ts';
 
 const PROBE_C = String.raw`
 #include <fcntl.h>
@@ -73,28 +71,7 @@ after(() => {
   rmSync(work, { recursive: true, force: true });
 });
 
-async function probe(): Promise<Buffer> {
-  const dir = fileURLToPath(new URL('../../node_modules/.cache/virtiofs-ts/', import.meta.url));
-  const out = join(dir, `dax-tb-probe-${createHash('sha256').update(PROBE_C).digest('hex').slice(0, 16)}`);
-  if (!existsSync(out)) {
-    mkdirSync(dir, { recursive: true });
-    const src = `${out}.${process.pid}.c`;
-    const tmp = `${out}.${process.pid}.tmp`;
-    writeFileSync(src, PROBE_C);
-    try {
-      await new Promise<void>((resolve, reject) =>
-        execFile('gcc', ['-O2', '-static', '-Wall', '-o', tmp, src], { timeout: 120_000 }, (err, _o, stderr) =>
-          err ? reject(new Error(`cannot compile the probe with gcc -static (install gcc libc6-dev): ${stderr || err.message}`)) : resolve(),
-        ),
-      );
-      renameSync(tmp, out);
-    } finally {
-      rmSync(src, { force: true });
-      rmSync(tmp, { force: true });
-    }
-  }
-  return readFileSync(out);
-}
+const probe = () => compileStaticC('dax-tb-probe', PROBE_C);
 
 const MiB = 1024 * 1024;
 const FILES = { A: 0x41, B: 0x42, C: 0x43 } as const;

@@ -8,12 +8,11 @@
 // static C probe (compiled once with gcc -static, put in the guest as
 // /bin/vfts-dax-probe) does what busybox cannot: statx's DAX attribute,
 // reading and writing through a MAP_SHARED mapping, pwrite+fsync.
-import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
+import { compileStaticC } from '../support/static-c.ts';
 
 const PROBE_C = String.raw`
 #define _GNU_SOURCE
@@ -99,35 +98,8 @@ export function fnv64(b: Buffer): string {
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-let built: Promise<Buffer> | undefined;
-
-/** Compiles the probe (cached by source hash under node_modules/.cache/virtiofs-ts) and returns its bytes. */
-export function daxProbe(): Promise<Buffer> {
-  built ??= (async () => {
-    const dir = fileURLToPath(new URL('../../node_modules/.cache/virtiofs-ts/', import.meta.url));
-    const out = join(dir, `dax-probe-${sha(Buffer.from(PROBE_C)).slice(0, 16)}`);
-    if (!existsSync(out)) {
-      mkdirSync(dir, { recursive: true });
-      const src = `${out}.${process.pid}.c`;
-      const tmp = `${out}.${process.pid}.tmp`;
-      writeFileSync(src, PROBE_C);
-      try {
-        await new Promise<void>((resolve, reject) =>
-          execFile('gcc', ['-O2', '-static', '-Wall', '-o', tmp, src], { timeout: 120_000 }, (err, _o, stderr) =>
-            err ? reject(new Error(`cannot compile the DAX probe with gcc -static (install gcc libc6-dev): ${stderr || err.message}`)) : resolve(),
-          ),
-        );
-        renameSync(tmp, out);
-      } finally {
-        rmSync(src, { force: true });
-        rmSync(tmp, { force: true });
-      }
-    }
-    return readFileSync(out);
-  })();
-  built.catch(() => (built = undefined));
-  return built;
-}
+/** Compiles the probe (cached by source hash) and returns its bytes. */
+export const daxProbe = (): Promise<Buffer> => compileStaticC('dax-probe', PROBE_C);
 
 /** The mmap/pwrite edits the script makes: file, op, offset, length, seed. */
 const EDITS = [
