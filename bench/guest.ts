@@ -168,6 +168,10 @@ export async function main(argv: string[]): Promise<number> {
   const work = o.dir ?? '/var/tmp/virtiofs-ts-bench-guest';
   const rootDir = join(work, 'root');
   mkdirSync(work, { recursive: true });
+  // One run per work dir: preparing the root rewrites the bench directory a
+  // running guest is using (a second run once deleted a live metadata load).
+  const releaseLock = lockWorkDir(work);
+  process.once('exit', releaseLock);
   const progress = new Progress(reps * systems.length);
   let workload: Workload;
   let fioJobFile: string;
@@ -337,6 +341,36 @@ export async function main(argv: string[]): Promise<number> {
   progress.note(`wrote ${w.json}, ${w.md}, ${w.plot.png ?? w.plot.svg}${w.plot.warning ? ` (${w.plot.warning})` : ''}`);
   for (const t of report.targets) progress.note(`${t.status.padEnd(12)} ${t.system.padEnd(11)} ${t.target}: ${t.detail}`);
   return report.results.some((m) => m.status === 'ok') ? 0 : 1;
+}
+
+/** Takes `work`/.lock for this process; throws when a live process holds it. Returns the release. */
+function lockWorkDir(work: string): () => void {
+  const lock = join(work, '.lock');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(lock, `${process.pid}\n`, { flag: 'wx' });
+      return () => {
+        try {
+          if (readFileSync(lock, 'utf8').trim() === String(process.pid)) rmSync(lock, { force: true });
+        } catch {
+          // already gone
+        }
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const holder = Number(readFileSync(lock, 'utf8').trim());
+      let alive = false;
+      try {
+        process.kill(holder, 0);
+        alive = true;
+      } catch (k) {
+        alive = (k as NodeJS.ErrnoException).code === 'EPERM';
+      }
+      if (alive) throw new Error(`another guest benchmark (pid ${holder}) is using ${work}: wait for it, or give this run its own --dir`);
+      rmSync(lock, { force: true }); // a stale lock from a run that died
+    }
+  }
+  throw new Error(`cannot take ${lock}`);
 }
 
 interface Snap {
